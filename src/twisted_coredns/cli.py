@@ -1,0 +1,79 @@
+"""``twisted-coredns``: the ``coredns`` command line.
+
+Same flags as CoreDNS (``-conf``, ``-dns.port``/``-p``, ``-plugins``, ``-version``, ``-quiet``,
+``-pidfile``), same behaviour: a bad Corefile prints CoreDNS's message and exits 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from . import __version__
+
+
+def version_text() -> str:
+    import twisted
+
+    return (
+        f"twisted-coredns-{__version__}\n"
+        f"{sys.platform}/{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, Twisted {twisted.__version__}"
+    )
+
+
+def plugins_text() -> str:
+    """What ``coredns -plugins`` prints, with our plugins under ``dns.``."""
+    from .registry import default_registry
+
+    names = sorted(f"dns.{r.name}" for r in default_registry())
+    lines = ["Server types:", "  dns", "", "Caddyfile loaders:", "  flag", "  default", "", "Other plugins:"]
+    lines += [f"  {n}" for n in names]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .corefile import CorefileError
+    from .options import USAGE, UsageError, parse_args
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n{USAGE}")
+        return 2
+    if opts.help:
+        sys.stdout.write(USAGE)
+        return 0
+    if opts.version:
+        print(version_text())
+        return 0
+    if opts.plugins:
+        print(plugins_text())
+        return 0
+
+    from .instance import build, read_corefile
+    from .launcher import run_single, start_logging
+
+    try:
+        text, filename = read_corefile(opts.conf)
+    except OSError as exc:
+        sys.stderr.write(f"open {opts.conf}: {(exc.strerror or str(exc)).lower()}\n")
+        return 1
+    start_logging()
+    try:
+        instance = build(text, filename, dns_port=opts.dns_port)
+    except CorefileError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    from .launcher.master import run_master, uses_workers
+
+    if uses_workers(instance):
+        return run_master(
+            instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile
+        )
+    return run_single(instance, quiet=opts.quiet, pidfile=opts.pidfile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

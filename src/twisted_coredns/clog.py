@@ -1,0 +1,90 @@
+"""CoreDNS's log lines on twisted.logger.
+
+CoreDNS writes ``[INFO] plugin/reload: Running configuration ...`` to standard output, with no
+timestamp. Plugins here log through twisted.logger (so twistd's log file, syslog and JSON observers
+all work); ``CoreDNSObserver`` prints events in CoreDNS's shape when we own the output (the
+``twisted-coredns`` command). ``[DEBUG]`` lines are dropped unless the ``debug`` plugin is on.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from zope.interface import implementer
+
+_LEVELS = {
+    LogLevel.debug: "[DEBUG]",
+    LogLevel.info: "[INFO]",
+    LogLevel.warn: "[WARNING]",
+    LogLevel.error: "[ERROR]",
+    LogLevel.critical: "[FATAL]",
+}
+
+debug_enabled = False
+"""Set by the ``debug`` plugin: CoreDNS's ``log.D``."""
+
+
+class PluginLogger:
+    """``clog.NewWithPlugin``: messages prefixed ``plugin/NAME: ``."""
+
+    def __init__(self, plugin: str | None = None) -> None:
+        self.prefix = f"plugin/{plugin}: " if plugin else ""
+        self._log = Logger(namespace=f"coredns.plugin.{plugin}" if plugin else "coredns")
+
+    def _emit(self, level: LogLevel, text: str) -> None:
+        self._log.emit(level, "{coredns_text}", coredns_text=self.prefix + text)
+
+    def debug(self, text: str) -> None:
+        if debug_enabled:
+            self._emit(LogLevel.debug, text)
+
+    def info(self, text: str) -> None:
+        self._emit(LogLevel.info, text)
+
+    def warning(self, text: str) -> None:
+        self._emit(LogLevel.warn, text)
+
+    def error(self, text: str) -> None:
+        self._emit(LogLevel.error, text)
+
+    def failure(self, text: str, failure: Any = None) -> None:
+        # An error, not Logger.failure's default critical: [FATAL] means "exiting" in CoreDNS.
+        self._log.failure("{coredns_text}", failure=failure, level=LogLevel.error,
+                          coredns_text=self.prefix + text)
+
+
+@implementer(ILogObserver)
+class CoreDNSObserver:
+    """Print events as CoreDNS does: ``[LEVEL] text``, one line each, no timestamp.
+
+    Tracebacks are printed only with ``debug`` on (CoreDNS prints none); the one-line error is
+    always there.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, prefix: str = "") -> None:
+        self.stream = stream
+        self.prefix = prefix
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        level = event.get("log_level", LogLevel.info)
+        if level is LogLevel.debug and not debug_enabled:
+            return
+        text = formatEvent(event)
+        if not text:
+            return
+        failure = event.get("log_failure")
+        if failure is not None and debug_enabled:
+            text += "\n" + failure.getTraceback()
+        stream = self.stream if self.stream is not None else sys.stdout
+        try:
+            stream.write(f"{self.prefix}{_LEVELS.get(level, '[INFO]')} {text}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def line_only(event: dict[str, Any]) -> str:
+    """The text of an event without the level, for tests and log relays."""
+    return formatEvent(event)

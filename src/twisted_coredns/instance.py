@@ -1,0 +1,133 @@
+"""From Corefile text to set-up server blocks and listen groups (CoreDNS's caddy.Start, minus the
+sockets).
+
+Every error surfaces here, before anything binds: a bad Corefile never leaves half a server
+running, and the multisocket master can validate a Corefile before it spawns workers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+
+from . import clog
+from .address import AddressError, parse_zone_address
+from .config import BlockConfig, ListenGroup, check_zones, group_by_listen_address
+from .corefile import CorefileError, ServerBlock, parse
+from .plugin import Controller, plugin_error
+from .registry import Registry, default_registry
+
+DEFAULT_CONF = "Corefile"
+
+
+def default_corefile(port: int | str = 53) -> str:
+    """What CoreDNS serves when there is no Corefile."""
+    return f".:{port} {{\nwhoami\nlog\n}}\n"
+
+
+@dataclass
+class Instance:
+    """A Corefile set up: its blocks (with their chains) and the addresses to listen on."""
+
+    corefile: str
+    filename: str
+    blocks: list[BlockConfig]
+    groups: list[ListenGroup]
+    registry: Registry
+    started: bool = field(default=False)
+
+    def start(self) -> Deferred[Any]:
+        """Run the plugins' startup hooks, in block order."""
+        self.started = True
+        # CoreDNS's NewServer: debug mode follows the Corefile being started, so a reload that
+        # drops the debug plugin turns it off again.
+        clog.debug_enabled = any(b.debug for b in self.blocks)
+        return _run_hooks([fn for b in self.blocks for fn in b.startup])
+
+    def stop(self) -> Deferred[Any]:
+        self.started = False
+        return _run_hooks([fn for b in self.blocks for fn in b.shutdown])
+
+
+def _run_hooks(hooks: list[Any]) -> Deferred[Any]:
+    return DeferredList([maybeDeferred(fn) for fn in hooks], fireOnOneErrback=True, consumeErrors=True)
+
+
+def _inspect(blocks: list[ServerBlock], dns_port: int, default_host: str) -> list[BlockConfig]:
+    configs = []
+    for index, block in enumerate(blocks):
+        addresses = []
+        for key in block.keys:
+            try:
+                addresses.extend(parse_zone_address(key.text, dns_port))
+            except AddressError as exc:
+                raise CorefileError(f"error inspecting server blocks: {exc}", key.file, key.line) from None
+        configs.append(BlockConfig(index, block, addresses, listen_hosts=[default_host]))
+    return configs
+
+
+def build(
+    corefile: str,
+    filename: str = DEFAULT_CONF,
+    *,
+    registry: Registry | None = None,
+    dns_port: int = 53,
+    reactor: Any = None,
+    env: dict[str, str] | None = None,
+    default_host: str = "",
+) -> Instance:
+    """Parse ``corefile``, set up every plugin of every block, group the listen addresses.
+
+    Raises ``CorefileError`` with CoreDNS's message for anything wrong. ``default_host`` is where
+    blocks without ``bind`` listen ("" is every address, as in CoreDNS; tests use 127.0.0.1).
+    """
+    registry = registry if registry is not None else default_registry()
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    blocks = parse(corefile, filename, directives=registry.names(), env=env if env is not None else os.environ)
+    if not blocks:
+        blocks = parse(default_corefile(dns_port), filename, directives=registry.names())
+    configs = _inspect(blocks, dns_port, default_host)
+    # CoreDNS sets plugins up directive by directive (plugin.cfg order), each over every block.
+    for name in registry.order():
+        factory = registry[name]
+        for config in configs:
+            directives = config.block.directives_named(name)
+            if not directives:
+                continue
+            controller = Controller(name, directives, config, reactor)
+            try:
+                handler = factory.setup(controller)
+            except CorefileError as exc:
+                raise plugin_error(name, exc) from None
+            except (ValueError, TypeError, OSError) as exc:
+                raise plugin_error(name, exc) from None
+            config.plugins.append(name)
+            if handler is not None:
+                config.handlers.append(handler)
+    for config in configs:
+        config.link()
+    check_zones(configs)
+    return Instance(corefile, filename, configs, group_by_listen_address(configs), registry)
+
+
+def read_corefile(conf: str | None) -> tuple[str, str]:
+    """CoreDNS's loaders: ``-conf FILE`` must exist (``stdin`` reads standard input); without it,
+    ``./Corefile`` if present, else the default Corefile (empty text here)."""
+    import sys
+
+    if conf == "stdin":
+        return sys.stdin.read(), "stdin"
+    if conf:
+        with open(conf, encoding="utf-8") as f:
+            return f.read(), conf
+    try:
+        with open(DEFAULT_CONF, encoding="utf-8") as f:
+            return f.read(), DEFAULT_CONF
+    except FileNotFoundError:
+        return "", DEFAULT_CONF

@@ -1,0 +1,234 @@
+"""One multisocket worker process: ``python -m twisted_coredns.launcher.worker``.
+
+The master validated the Corefile and bound the sockets; a worker builds its own plugin chains
+from the same Corefile text (read from its standard input), adopts the listening sockets it
+inherited, tells the master it is ready, and serves until the master says stop (or goes away).
+
+Which worker answered a query is visible with a CH TXT query for ``worker.multisocket.``: the
+reply holds ``worker=K`` and ``pid=P``. It is answered before the plugin chain, only in workers,
+and costs the IN-class hot path nothing but one integer comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+from ..clog import PluginLogger
+from ..request import Request
+from ..response import Response, reply
+from ..rr import CLASS_CH, QNAME_POINTER, TXT, encode_rr
+from ..server.router import ZoneRouter
+from .control import CONTROL_IN, CONTROL_OUT, QuietAMP, Ready, Stop
+
+_log = PluginLogger("multisocket")
+
+WHOAMI_NAME = "worker.multisocket."
+GRACE = 5.0
+"""Seconds in-flight queries get to finish after a stop (CoreDNS's graceTimeout)."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _txt(*strings: str) -> bytes:
+    out = b""
+    for text in strings:
+        raw = text.encode("ascii")
+        out += bytes([len(raw)]) + raw
+    return out
+
+
+class WorkerRouter(ZoneRouter):
+    """The zone router of a worker: counts queries still waiting on a Deferred (so a graceful stop
+    knows when they are done), and answers ``worker.multisocket. CH TXT``."""
+
+    def __init__(self, group: Any, index: int) -> None:
+        super().__init__(group)
+        self.pending = 0
+        self._identity = encode_rr(
+            QNAME_POINTER, TXT, CLASS_CH, 0, _txt(f"worker={index}", f"pid={os.getpid()}")
+        )
+
+    def dispatch(self, request: Request) -> Any:
+        if request.qclass == CLASS_CH and request.name == WHOAMI_NAME:
+            return reply(request, answer=(self._identity,), aa=True, plugin="multisocket")
+        result: Any = ZoneRouter.dispatch(self, request)
+        if type(result) is not Response:
+            self.pending += 1
+            result.addBoth(self._settled)
+        return result
+
+    def _settled(self, result: Any) -> Any:
+        self.pending -= 1
+        return result
+
+
+class WorkerControl(QuietAMP):
+    """The worker's end of the control pipe."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @Stop.responder
+    def stop(self, grace: float) -> dict[str, Any]:
+        self.worker.stop(grace)
+        return {}
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # The master is gone (killed, even with SIGKILL): no worker outlives it.
+        self.worker.stop(GRACE)
+
+
+class Worker:
+    """The service of one worker, and how it ends."""
+
+    def __init__(self, index: int, service: Any, reactor: Any) -> None:
+        self.index = index
+        self.service = service
+        self.reactor = reactor
+        self.control: WorkerControl | None = None
+        self._draining: Deferred[None] | None = None
+        for server in service.servers:
+            server.router = WorkerRouter(server.group, index)
+
+    @inlineCallbacks
+    def start(self) -> Any:
+        yield self.service.startService()
+        if self.control is not None:
+            yield self.control.callRemote(Ready, index=self.index, pid=os.getpid())
+
+    def stop(self, grace: float = GRACE) -> None:
+        """Stop taking queries, let those in flight finish, stop the reactor (exit 0)."""
+        if self._draining is None:
+            self._draining = self._drain(grace)
+            self._draining.addBoth(lambda _: self.reactor.stop() if self.reactor.running else None)
+
+    def drain(self) -> Deferred[None]:
+        """For the reactor's shutdown: the same drain, started by SIGTERM."""
+        if self._draining is None:
+            self._draining = self._drain(GRACE)
+        return self._draining
+
+    @inlineCallbacks
+    def _drain(self, grace: float) -> Any:
+        from twisted.internet import udp
+        from twisted.internet.task import deferLater
+
+        stopping = []
+        for server in self.service.servers:
+            for port in server.ports:
+                # UDP: stop reading but keep the socket to send the replies still to come; the
+                # master (and a successor) still hold the socket, so nothing queued is lost.
+                if isinstance(port, udp.Port):
+                    port.stopReading()
+                else:
+                    stopping.append(port.stopListening())
+        for d in stopping:
+            if isinstance(d, Deferred):
+                yield d
+        deadline = self.reactor.seconds() + grace
+        while self.reactor.seconds() < deadline and (self._pending() or self._unflushed()):
+            yield deferLater(self.reactor, 0.02, lambda: None)
+        yield self.service.stopService()
+
+    def _pending(self) -> int:
+        return sum(getattr(s.router, "pending", 0) for s in self.service.servers)
+
+    def _unflushed(self) -> bool:
+        from twisted.internet import tcp
+
+        return any(isinstance(w, tcp.Server) for w in self.reactor.getWriters())
+
+
+def _die_with_master(master_pid: int) -> None:
+    """SIGTERM this process when its parent dies (Linux), and exit now if it already has."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the control pipe closing still stops the worker
+    if os.getppid() != master_pid:
+        sys.exit(0)
+
+
+def _adopt_sockets(spec: dict[str, list[int]]) -> dict[str, list[tuple[socket.socket, socket.socket]]]:
+    sockets = {}
+    for address, (udp_fd, tcp_fd) in spec.items():
+        pair = (socket.socket(fileno=udp_fd), socket.socket(fileno=tcp_fd))
+        for sock in pair:
+            sock.setblocking(False)
+        sockets[address] = [pair]
+    return sockets
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="twisted_coredns.launcher.worker")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--master-pid", type=int, required=True)
+    parser.add_argument("--filename", default="Corefile")
+    parser.add_argument("--dns-port", type=int, default=53)
+    parser.add_argument("--sockets", default="{}", help="JSON: listen address -> [udp fd, tcp fd]")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    _die_with_master(args.master_pid)
+    corefile = sys.stdin.buffer.read().decode("utf-8")
+
+    from twisted.internet import reactor as default_reactor
+    from twisted.internet import stdio
+
+    from ..corefile import CorefileError
+    from ..instance import build
+    from ..server.service import CoreDNSService
+    from .process import start_logging
+
+    reactor: Any = default_reactor
+    start_logging()
+    try:
+        instance = build(corefile, args.filename, dns_port=args.dns_port, reactor=reactor)
+        sockets = _adopt_sockets(json.loads(args.sockets))
+        service = CoreDNSService(instance, reactor, quiet=True, sockets=sockets)
+    except CorefileError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    worker = Worker(args.index, service, reactor)
+    worker.control = WorkerControl(worker)
+    standard_io: Any = stdio.StandardIO
+    standard_io(worker.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=reactor)
+    exit_code = [0]
+
+    def failed(failure: Any) -> None:
+        _log.error(f"worker {args.index} failed to start: {failure.getErrorMessage()}")
+        exit_code[0] = 1
+        reactor.stop()
+
+    def started() -> None:
+        # The master decides when workers stop: a terminal's ^C reaches the whole process group,
+        # and the master's graceful stop must not race the workers' own.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        worker.start().addErrback(failed)
+
+    reactor.callWhenRunning(started)
+    reactor.addSystemEventTrigger("before", "shutdown", worker.drain)
+    reactor.run()
+    return exit_code[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Built-in plugins, one module or package each, named by the dropin
+``twisted/plugins/coredns_builtins.py``."""

@@ -1,0 +1,277 @@
+"""What a plugin chain returns, and how replies are put on the wire.
+
+A handler returns a ``Response`` (or a Deferred of one). Most carry the finished wire bytes of the
+reply; a response without bytes is CoreDNS's "not written" case: the chain only says which rcode it
+wants (and why, in ``error``), and the server writes a bare reply with that rcode.
+
+Building the reply is done here, once, for every plugin: header flags copied from the query, the
+question copied verbatim, records appended, and an OPT record mirrored when the query had EDNS (what
+CoreDNS's ``SizeAndDo`` does). Truncation to the client's buffer keeps a prefix of the records, which
+is always valid wire because compression pointers only point backwards.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .request import EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, Request
+
+if TYPE_CHECKING:
+    import dns.message
+    import dns.rrset
+
+_HEADER = struct.Struct("!HHHHHH")
+_OPT_TAIL = struct.Struct("!HHBBHH")
+
+
+class Response:
+    """A reply: its wire bytes, its rcode, and the error that explains a failure.
+
+    ``plugin`` names the plugin that wrote it (CoreDNS's metrics label). ``has_opt`` is True when
+    the bytes are known to carry an OPT record, False when known not to, None when unknown.
+    """
+
+    __slots__ = ("error", "has_opt", "plugin", "rcode", "wire")
+
+    def __init__(
+        self,
+        wire: bytes | None,
+        rcode: int | None = None,
+        error: BaseException | str | None = None,
+        plugin: str = "",
+        has_opt: bool | None = None,
+    ) -> None:
+        self.wire = wire
+        if rcode is None:
+            rcode = wire[3] & 0x0F if wire is not None and len(wire) >= 4 else 2
+        self.rcode = rcode
+        self.error = error
+        self.plugin = plugin
+        self.has_opt = has_opt
+
+    @property
+    def written(self) -> bool:
+        """False for CoreDNS's "not written" results: the server must still write a reply."""
+        return self.wire is not None
+
+    @property
+    def flags(self) -> int:
+        if self.wire is None or len(self.wire) < 4:
+            return FLAG_QR
+        return (self.wire[2] << 8) | self.wire[3]
+
+    @property
+    def size(self) -> int:
+        return len(self.wire) if self.wire is not None else 0
+
+    def message(self) -> dns.message.Message:
+        """The reply as a dnspython message (parsed now: keep it out of hot paths)."""
+        import dns.message
+
+        if self.wire is None:
+            raise ValueError("a not-written response has no message")
+        return dns.message.from_wire(self.wire, ignore_trailing=True)
+
+    @classmethod
+    def not_written(cls, rcode: int, error: BaseException | str | None = None, plugin: str = "") -> Response:
+        return cls(None, rcode, error, plugin)
+
+    def __repr__(self) -> str:
+        state = f"{len(self.wire)} bytes" if self.wire is not None else "not written"
+        return f"<Response rcode={self.rcode} {state} plugin={self.plugin!r}>"
+
+
+def _reply_flags(request: Request, rcode: int, aa: bool, ra: bool, tc: bool = False) -> int:
+    flags = FLAG_QR | (request.flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0x0F)
+    if aa:
+        flags |= FLAG_AA
+    if ra:
+        flags |= FLAG_RA
+    if tc:
+        flags |= FLAG_TC
+    return flags
+
+
+def opt_record(request: Request, rcode: int = 0) -> bytes:
+    """The OPT record CoreDNS puts in a reply to an EDNS query: the client's size, version 0,
+    the DO bit mirrored, and the upper bits of an extended rcode."""
+    eflags = request.edns_flags & EDNS_DO
+    return b"\x00" + _OPT_TAIL.pack(41, request.udp_size, (rcode >> 4) & 0xFF, 0, eflags, 0)
+
+
+def _encode_section(
+    out: io.BytesIO, records: Iterable[Any], compress: dict[Any, int]
+) -> int:
+    count = 0
+    for rec in records:
+        if isinstance(rec, bytes | bytearray):
+            out.write(rec)
+            count += 1
+        else:
+            # a dnspython RRset (or RRset-like): it writes itself with name compression
+            count += rec.to_wire(out, compress)
+    return count
+
+
+def reply(
+    request: Request,
+    rcode: int = 0,
+    answer: Sequence[Any] = (),
+    authority: Sequence[Any] = (),
+    additional: Sequence[Any] = (),
+    *,
+    aa: bool = False,
+    ra: bool = False,
+    plugin: str = "",
+    error: BaseException | str | None = None,
+) -> Response:
+    """Build a reply to ``request``.
+
+    Records are either pre-encoded wire bytes (fast paths; use ``rr.encode_rr`` and
+    ``rr.QNAME_POINTER``) or dnspython RRsets. The OPT record is added when the query had one.
+    """
+    edns = request.edns_version >= 0
+    head = _HEADER.pack(
+        request.id,
+        _reply_flags(request, rcode, aa, ra),
+        1,
+        0,
+        0,
+        0,
+    )
+    if not answer and not authority and not additional:
+        tail = opt_record(request, rcode) if edns else b""
+        wire = head + request.wire[12 : request.end_of_question] + tail
+        if edns:
+            wire = wire[:10] + b"\x00\x01" + wire[12:]
+        return Response(wire, rcode, error, plugin, edns)
+    out = io.BytesIO()
+    out.write(head)
+    out.write(request.wire[12 : request.end_of_question])
+    compress: dict[Any, int] = {}
+    if any(not isinstance(r, bytes | bytearray) for r in (*answer, *authority, *additional)):
+        import dns.name
+
+        compress[dns.name.from_text(request.qname)] = 12
+    an = _encode_section(out, answer, compress)
+    ns = _encode_section(out, authority, compress)
+    ar = _encode_section(out, additional, compress)
+    if edns:
+        out.write(opt_record(request, rcode))
+        ar += 1
+    wire = out.getvalue()
+    wire = wire[:4] + struct.pack("!HHHH", 1, an, ns, ar) + wire[12:]
+    return Response(wire, rcode, error, plugin, edns)
+
+
+def error_reply(request: Request, rcode: int, error: BaseException | str | None = None) -> Response:
+    """A reply carrying only the question and ``rcode`` (CoreDNS's ``SetRcode`` + ``SizeAndDo``).
+    Extended rcodes (BADVERS) go into the OPT record."""
+    return reply(request, rcode, error=error)
+
+
+def from_message(
+    request: Request, message: dns.message.Message, plugin: str = "", error: BaseException | str | None = None
+) -> Response:
+    """A reply from a dnspython message built by a plugin. Its ID is set to the query's and an
+    OPT record is mirrored when the query had EDNS and the message has none."""
+    message.id = request.id
+    if request.edns and message.edns < 0:
+        message.use_edns(0, request.edns_flags & EDNS_DO, request.udp_size)
+    wire = message.to_wire()
+    return Response(wire, message.rcode(), error, plugin, message.edns >= 0)
+
+
+def _skip_name(wire: bytes, off: int) -> int:
+    while True:
+        n = wire[off]
+        if n == 0:
+            return off + 1
+        if n & 0xC0 == 0xC0:
+            return off + 2
+        off += 1 + n
+
+
+def _record_bounds(wire: bytes) -> tuple[int, list[tuple[int, int, int, bool]]]:
+    """Offsets of each record after the question: (section, start, end, is_opt)."""
+    _id, _flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+    off = 12
+    for _ in range(qd):
+        off = _skip_name(wire, off) + 4
+    end_of_question = off
+    records = []
+    for section, count in ((0, an), (1, ns), (2, ar)):
+        for _ in range(count):
+            start = off
+            off = _skip_name(wire, off)
+            rtype, rdlen = struct.unpack_from("!H", wire, off)[0], struct.unpack_from("!H", wire, off + 8)[0]
+            off += 10 + rdlen
+            if off > len(wire):
+                raise ValueError("record runs past the end of the message")
+            records.append((section, start, off, rtype == 41))
+    return end_of_question, records
+
+
+def finish(request: Request, response: Response) -> bytes:
+    """The bytes to send: the ID restored, OPT mirrored where missing, truncated to the client's size.
+
+    A not-written response becomes an error reply here.
+    """
+    if response.wire is None:
+        response = error_reply(request, response.rcode, response.error)
+    wire = response.wire
+    assert wire is not None
+    if wire[:2] != request.wire[:2]:
+        wire = request.wire[:2] + wire[2:]
+    if request.edns_version >= 0 and response.has_opt is not True:
+        try:
+            _eoq, records = _record_bounds(wire)
+        except (IndexError, ValueError, struct.error):
+            records = [(2, 0, 0, True)]  # unparsable: send as is
+        if not any(r[3] for r in records):
+            arcount = struct.unpack_from("!H", wire, 10)[0] + 1
+            wire = wire[:10] + struct.pack("!H", arcount) + wire[12:] + opt_record(request, response.rcode)
+    if len(wire) > request.size:
+        wire = truncate(wire, request.size)
+    return wire
+
+
+def truncate(wire: bytes, size: int) -> bytes:
+    """Fit a reply into ``size`` bytes: keep the question and as many leading records as fit,
+    keep the OPT record, set TC when anything was left out (what miekg's ``Msg.Truncate`` does).
+
+    Records after an OPT that is not last are never kept: lifting the OPT out would shift them and
+    break compression pointers into them.
+    """
+    try:
+        end_of_question, records = _record_bounds(wire)
+    except (IndexError, ValueError, struct.error):
+        end_of_question, records = len(wire), []
+    opt = b""
+    plain: list[tuple[int, int, int]] = []
+    for section, start, end, is_opt in records:
+        if is_opt:
+            opt = wire[start:end]
+            break
+        plain.append((section, start, end))
+    flags, qd = struct.unpack_from("!HH", wire, 2)
+    budget = size - len(opt)
+    if end_of_question > budget:
+        # Not even the question fits (a tiny buffer): the header alone.
+        end_of_question, qd = 12, 0
+    length = end_of_question
+    kept = [0, 0, 0]
+    parts = [wire[12:end_of_question]]
+    for section, start, end in plain:
+        if length + (end - start) > budget:
+            break
+        parts.append(wire[start:end])
+        length += end - start
+        kept[section] += 1
+    if sum(kept) + (1 if opt else 0) < len(records):
+        flags |= FLAG_TC
+    header = wire[:2] + struct.pack("!HHHHH", flags, qd, kept[0], kept[1], kept[2] + (1 if opt else 0))
+    return header + b"".join(parts) + opt

@@ -1,0 +1,133 @@
+"""DNS over UDP and TCP: bytes in, bytes out, never a response to a response.
+
+Both transports share the same steps (``_Answering``): drop what is not a query, reject what is
+malformed with FORMERR (or NOTIMP), route the rest, and write the finished reply, now or when the
+chain's Deferred fires.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
+from ..request import FLAG_CD, FLAG_QR, FLAG_RD, MalformedQuery, Request
+from ..response import Response, finish
+from .router import ZoneRouter
+
+_log = Logger(namespace="coredns")
+_LENGTH = struct.Struct("!H")
+
+
+def reject(data: bytes, error: MalformedQuery) -> bytes:
+    """FORMERR or NOTIMP for a packet with a header that is not an acceptable query: the header
+    echoed (ID, opcode, RD, CD) and the question when it parsed, like miekg/dns."""
+    qid, flags = struct.unpack_from("!HH", data)
+    flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | error.rcode
+    question = error.question or b""
+    return struct.pack("!HHHHHH", qid, flags, 1 if question else 0, 0, 0, 0) + question
+
+
+def _unmapped(host: str) -> str:
+    # A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; CoreDNS (Go) shows a.b.c.d.
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
+class DNSDatagramProtocol(DatagramProtocol):
+    """One UDP listening socket."""
+
+    def __init__(self, router: ZoneRouter) -> None:
+        self.router = router
+        self.local: tuple[str, int] | None = None
+
+    def startProtocol(self) -> None:
+        host = self.transport.getHost()  # type: ignore[union-attr]
+        self.local = (host.host, host.port)
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        if len(data) < 12 or data[2] & 0x80:
+            return  # too short for a header, or a response: silence (no reflection loops)
+        remote = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
+        try:
+            request = Request(data, remote, "udp", self.local, self.router.address)
+        except MalformedQuery as exc:
+            self.transport.write(reject(data, exc), addr)  # type: ignore[union-attr]
+            return
+        result = self.router.dispatch(request)
+        if type(result) is Response:
+            self.transport.write(finish(request, result), addr)  # type: ignore[union-attr]
+        else:
+            result.addCallback(self._reply, request, addr)  # type: ignore[union-attr]
+
+    def _reply(self, response: Response, request: Request, addr: Any) -> None:
+        if self.transport is not None:
+            self.transport.write(finish(request, response), addr)
+
+
+class DNSStreamProtocol(Protocol, TimeoutMixin):
+    """One TCP connection: length-prefixed queries, answered as each is ready, in any order."""
+
+    idle_timeout = 10.0  # CoreDNS's IdleTimeout
+
+    def __init__(self, router: ZoneRouter) -> None:
+        self.router = router
+        self._buffer = b""
+        self.remote: tuple[str, int] = ("", 0)
+        self.local: tuple[str, int] | None = None
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[attr-defined]
+        host = self.transport.getHost()  # type: ignore[attr-defined]
+        self.remote = (_unmapped(peer.host), peer.port)
+        self.local = (host.host, host.port)
+        self.setTimeout(self.idle_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        buf = self._buffer + data
+        while len(buf) >= 2:
+            (size,) = _LENGTH.unpack_from(buf)
+            if len(buf) < 2 + size:
+                break
+            message, buf = buf[2 : 2 + size], buf[2 + size :]
+            self._message(message)
+        self._buffer = buf
+
+    def _message(self, data: bytes) -> None:
+        if len(data) < 12 or data[2] & 0x80:
+            return
+        try:
+            request = Request(data, self.remote, "tcp", self.local, self.router.address)
+        except MalformedQuery as exc:
+            self._write(reject(data, exc))
+            return
+        result = self.router.dispatch(request)
+        if type(result) is Response:
+            self._write(finish(request, result))
+        else:
+            result.addCallback(lambda r: self._write(finish(request, r)))  # type: ignore[union-attr]
+
+    def _write(self, wire: bytes) -> None:
+        if self.transport is not None and self.connected:
+            self.transport.write(_LENGTH.pack(len(wire)) + wire)
+
+    def timeoutConnection(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+
+
+class DNSStreamFactory(Factory):
+    def __init__(self, router: ZoneRouter) -> None:
+        self.router = router
+
+    def buildProtocol(self, addr: Any) -> DNSStreamProtocol:
+        proto = DNSStreamProtocol(self.router)
+        proto.factory = self
+        return proto

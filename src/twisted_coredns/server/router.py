@@ -1,0 +1,117 @@
+"""From a parsed request to a response: EDNS version, class, zone, chain (CoreDNS's ServeDNS).
+
+Synchronous answers stay synchronous: a chain that returns a ``Response`` is answered without a
+Deferred. A handler that raises, or whose Deferred fails, gives SERVFAIL and one logged line; the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from ..config import BlockConfig, ListenGroup
+from ..request import Request
+from ..response import Response, error_reply
+from ..rr import BADVERS, CLASS_IN, DS, REFUSED, SERVFAIL
+
+_log = Logger(namespace="coredns")
+
+
+class ZoneRouter:
+    """The zones of one listen address and the chains that serve them."""
+
+    def __init__(self, group: ListenGroup) -> None:
+        self.address = group.address
+        self.table: dict[str, BlockConfig] = group.zone_table()
+        # Non-IN classes are refused unless a plugin that answers them is loaded (CoreDNS's
+        # EnableChaos, set by chaos, forward and proxy).
+        self.enable_chaos = any(b.enable_chaos for b in self.table.values())
+
+    def lookup(self, request: Request) -> BlockConfig | None:
+        """The longest zone that holds the name; the root zone last. A DS query goes to the most
+        general zone that holds it (the parent side of a cut), as CoreDNS routes it."""
+        table = self.table
+        name = request.name
+        ds = request.qtype == DS
+        found: BlockConfig | None = None
+        found_zone = "."
+        while name != ".":
+            block = table.get(name)
+            if block is not None:
+                if not ds or not block.handlers:
+                    request.zone = name
+                    return block
+                found, found_zone = block, name
+            name = name[name.find(".") + 1 :] or "."
+        if found is not None:
+            request.zone = found_zone
+            return found
+        return table.get(".")
+
+    def dispatch(self, request: Request) -> Response | Deferred[Response]:
+        """The response for ``request``: a Response now, or a Deferred that never fails."""
+        if request.edns_version > 0:
+            return error_reply(request, BADVERS)
+        if request.qclass != CLASS_IN and not self.enable_chaos:
+            return error_reply(request, REFUSED)
+        block = self.lookup(request)
+        if block is None or not block.handlers:
+            return error_reply(request, REFUSED)
+        try:
+            result = block.handlers[0].serve(request)
+        except Exception:
+            return self._crashed(request, Failure())
+        if type(result) is Response:
+            return result
+        return self._settle(request, result)
+
+    def _settle(self, request: Request, result: Any) -> Response | Deferred[Response]:
+        if isinstance(result, Response):
+            return result
+        if asyncio.iscoroutine(result):
+            result = ensureDeferred(result)
+        if isinstance(result, Deferred):
+            d: Deferred[Response] = result.addCallback(self._check, request)
+            d.addErrback(lambda f: self._crashed(request, f))
+            return d
+        return self._crashed(
+            request, Failure(TypeError(f"handler returned {type(result).__name__}, not a Response"))
+        )
+
+    def _check(self, result: Any, request: Request) -> Response:
+        if isinstance(result, Response):
+            return result
+        raise TypeError(f"handler returned {type(result).__name__}, not a Response")
+
+    def _crashed(self, request: Request, failure: Failure) -> Response:
+        _log.failure(
+            "plugin chain failed for {qname} {qtype}: {error}",
+            failure=failure,
+            qname=request.qname,
+            qtype=request.type_name,
+            error=failure.getErrorMessage(),
+            # Logger.failure defaults to critical ([FATAL]); CoreDNS logs a recovered panic as an error.
+            level=LogLevel.error,
+        )
+        return error_reply(request, SERVFAIL, failure.value)
+
+
+def then(result: Any, callback: Callable[[Response], Any]) -> Any:
+    """Apply ``callback`` to a handler's result now if it is a Response, or when it arrives.
+
+    This is how a wrapping plugin (log, cache, errors) observes the rest of the chain without
+    paying for a Deferred on the synchronous path.
+    """
+    if type(result) is Response:
+        return callback(result)
+    if asyncio.iscoroutine(result):
+        result = ensureDeferred(result)
+    if isinstance(result, Deferred):
+        return result.addCallback(callback)
+    return callback(result)

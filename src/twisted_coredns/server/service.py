@@ -1,0 +1,154 @@
+"""The servers of one process as a Twisted service: bind, adopt, serve, stop.
+
+Sockets are bound in ``privilegedStartService`` (before twistd drops privileges, so port 53
+works), adopted by the reactor in ``startService``. A worker of the multisocket launcher passes in
+sockets it inherited instead of binding its own.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+
+from .. import __version__
+from ..clog import PluginLogger
+from ..config import ListenGroup
+from ..corefile import CorefileError
+from ..instance import Instance
+from .protocols import DNSDatagramProtocol, DNSStreamFactory
+from .router import ZoneRouter
+from .sockets import adopt_tcp, adopt_udp, listen_pair
+
+_log = PluginLogger()
+
+SUPPORTED_TRANSPORTS = ("dns",)
+
+
+class DNSServer:
+    """The listeners of one listen group (one address) in this process."""
+
+    def __init__(self, group: ListenGroup, reactor: Any) -> None:
+        if group.transport not in SUPPORTED_TRANSPORTS:
+            raise CorefileError(f"transport '{group.transport}' is not supported by twisted-coredns yet")
+        self.group = group
+        self.reactor = reactor
+        self.router = ZoneRouter(group)
+        self.ports: list[Any] = []
+        self.sockets: list[tuple[socket.socket, socket.socket]] = []
+
+    def bind(self) -> None:
+        self.sockets.append(listen_pair(self.group.host, self.group.port))
+        self._record_port(self.sockets[-1][0])
+
+    def _record_port(self, udp: socket.socket) -> None:
+        port = int(udp.getsockname()[1])
+        for _address, block in self.group.entries:
+            block.bound_ports[self.group.port] = port
+
+    def adopt(self, udp: socket.socket, tcp: socket.socket) -> None:
+        self._record_port(udp)
+        self.ports.append(adopt_udp(self.reactor, udp, DNSDatagramProtocol(self.router)))
+        self.ports.append(adopt_tcp(self.reactor, tcp, DNSStreamFactory(self.router)))
+
+    def start(self) -> None:
+        for udp, tcp in self.sockets:
+            self.adopt(udp, tcp)
+        self.sockets.clear()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        if self.sockets:
+            return int(self.sockets[0][0].getsockname()[1])
+        return int(self.ports[0].getHost().port)
+
+    def stop(self) -> Deferred[Any]:
+        ds = [p.stopListening() for p in self.ports]
+        self.ports = []
+        for udp, tcp in self.sockets:
+            udp.close()
+            tcp.close()
+        self.sockets.clear()
+        return DeferredList([d for d in ds if isinstance(d, Deferred)])
+
+
+def startup_banner(instance: Instance, servers: list[DNSServer]) -> str:
+    """What CoreDNS prints when it starts: each zone and port, then the version."""
+    lines = []
+    for server in servers:
+        proto = "" if server.group.transport == "dns" else server.group.transport + "://"
+        for zone in sorted({a.zone for a, _b in server.group.entries}):
+            where = f" on {server.group.host}" if server.group.host else ""
+            lines.append(f"{proto}{zone}:{server.port}{where}")
+    lines.append(f"twisted-coredns-{__version__}")
+    lines.append(
+        f"{sys.platform}/{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, Twisted {_twisted_version()}"
+    )
+    return "\n".join(lines)
+
+
+def _twisted_version() -> str:
+    import twisted
+
+    return str(twisted.__version__)
+
+
+class CoreDNSService(Service):
+    """All servers of one Corefile instance in this reactor."""
+
+    name = "coredns"
+
+    def __init__(
+        self,
+        instance: Instance,
+        reactor: Any = None,
+        quiet: bool = False,
+        sockets: Mapping[str, list[tuple[socket.socket, socket.socket]]] | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.instance = instance
+        self.reactor = reactor
+        self.quiet = quiet
+        self.servers = [DNSServer(group, reactor) for group in instance.groups]
+        if sockets is not None:
+            # A multisocket worker: it serves only the addresses it was given, on the sockets it
+            # inherited from the master (keyed by ListenGroup.address), and binds nothing.
+            self.servers = [s for s in self.servers if s.group.address in sockets]
+            for server in self.servers:
+                server.sockets.extend(sockets[server.group.address])
+        self.banner = ""
+
+    def privilegedStartService(self) -> None:
+        for server in self.servers:
+            if not server.sockets and not server.ports:
+                server.bind()
+        super().privilegedStartService()
+
+    @inlineCallbacks
+    def startService(self) -> Any:
+        super().startService()
+        for server in self.servers:
+            if not server.sockets and not server.ports:
+                server.bind()
+        yield self.instance.start()
+        for server in self.servers:
+            server.start()
+        self.banner = startup_banner(self.instance, self.servers)
+        if not self.quiet:
+            print(self.banner, flush=True)
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        yield DeferredList([s.stop() for s in self.servers])
+        yield self.instance.stop()

@@ -1,0 +1,106 @@
+"""Listening sockets made by us, with SO_REUSEPORT, then adopted by the reactor.
+
+Twisted's ``listenUDP``/``listenTCP`` cannot set SO_REUSEPORT before bind, and the multisocket
+launcher needs N sockets on one port in N processes, so every listener is created here. Like
+CoreDNS's reuseport package, a missing SO_REUSEPORT is a warning, not a failure: the second bind on
+the same port then fails with "address already in use", as it does for CoreDNS.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.logger import Logger
+
+_log = Logger(namespace="coredns")
+
+BACKLOG = 1024
+
+
+def _family_and_host(host: str) -> tuple[socket.AddressFamily, str, bool]:
+    """The family to bind, the host to bind, and whether the socket is dual-stack.
+
+    An empty host means every address, as Go's ``:53``: a dual-stack IPv6 socket where IPv6
+    exists, else IPv4.
+    """
+    if host == "":
+        if socket.has_ipv6 and _ipv6_works():
+            return socket.AF_INET6, "::", True
+        return socket.AF_INET, "0.0.0.0", False
+    if ":" in host:
+        return socket.AF_INET6, host.strip("[]"), False
+    return socket.AF_INET, host, False
+
+
+_ipv6_ok: bool | None = None
+
+
+def _ipv6_works() -> bool:
+    global _ipv6_ok
+    if _ipv6_ok is None:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+                s.bind(("::1", 0))
+            _ipv6_ok = True
+        except OSError:
+            _ipv6_ok = False
+    return _ipv6_ok
+
+
+def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A bound, non-blocking socket (listening, for TCP) with SO_REUSEPORT set before bind."""
+    family, bind_host, dual = _family_and_host(host)
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except (AttributeError, OSError) as exc:
+            _log.warn("Failed to set SO_REUSEPORT on socket: {error}", error=exc)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
+        address: tuple[Any, ...] = (bind_host, port)
+        if "%" in bind_host:
+            # A link-local address with its zone (fe80::1%eth0, from bind): bind() wants the zone
+            # as a scope id, which only getaddrinfo works out.
+            address = socket.getaddrinfo(bind_host, port, family, kind, 0, socket.AI_NUMERICHOST)[0][4]
+        sock.bind(address)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(BACKLOG)
+        # A blocking socket would hang the reactor in recvfrom, deaf even to SIGTERM.
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def listen_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same port; port 0 picks one free for both."""
+    for _attempt in range(50):
+        udp = listen_socket(host, port, socket.SOCK_DGRAM)
+        chosen = udp.getsockname()[1]
+        try:
+            tcp = listen_socket(host, chosen, socket.SOCK_STREAM)
+        except OSError:
+            udp.close()
+            if port:
+                raise
+            continue
+        return udp, tcp
+    raise OSError("could not find a port free for both UDP and TCP")
+
+
+def adopt_udp(reactor: Any, sock: socket.socket, protocol: Any) -> Any:
+    """Hand ``sock`` to the reactor; the reactor keeps its own duplicate, ours is closed."""
+    port = reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol, maxPacketSize=65535)
+    sock.close()
+    return port
+
+
+def adopt_tcp(reactor: Any, sock: socket.socket, factory: Any) -> Any:
+    port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+    sock.close()
+    return port

@@ -1,0 +1,50 @@
+"""``twistd coredns``: the same server under twistd's runner (daemonizing, pidfile, logfile, -u/-g).
+
+The Corefile is parsed and every plugin set up in ``makeService``, so a bad Corefile stops twistd
+before it daemonizes, with CoreDNS's message. Sockets are bound in ``privilegedStartService``,
+before twistd drops privileges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.python import usage
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = "Serve DNS from a CoreDNS Corefile."
+    optParameters = [
+        ["conf", "c", None, "Corefile to load (default: ./Corefile, else the built-in default)"],
+        ["dns.port", "p", "53", "Default port for dns:// server blocks without one"],
+    ]
+    optFlags = [["quiet", "q", "Quiet mode (no initialization output)"]]
+
+    def postOptions(self) -> None:
+        port = self["dns.port"]
+        if not str(port).isdigit() or not 0 <= int(port) <= 65535:
+            raise usage.UsageError(f'invalid port "{port}"')
+        self["dns.port"] = int(port)
+
+
+def makeService(options: Options) -> Any:
+    from .corefile import CorefileError
+    from .instance import build, read_corefile
+    from .server.service import CoreDNSService
+
+    try:
+        text, filename = read_corefile(options["conf"])
+        instance = build(text, filename, dns_port=options["dns.port"])
+    except OSError as exc:
+        raise SystemExit(f"open {options['conf']}: {(exc.strerror or str(exc)).lower()}") from None
+    except CorefileError as exc:
+        raise SystemExit(str(exc)) from None
+    from .launcher.master import MasterService, uses_workers
+
+    if uses_workers(instance):
+        # multisocket: this process is the master; the pidfile holds its pid.
+        return MasterService(
+            instance, conf=options["conf"], dns_port=options["dns.port"], quiet=options["quiet"]
+        )
+    return CoreDNSService(instance, quiet=options["quiet"])

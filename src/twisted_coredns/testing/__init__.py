@@ -1,0 +1,271 @@
+"""What a plugin author needs in tests: a real server from Corefile text, and a real client.
+
+- ``InProcessServer``: the server in this process's reactor (trial ``TestCase``s: ``yield
+  server.start()``); it listens on 127.0.0.1 on a free port.
+- ``SubprocessServer``: ``twisted-coredns`` as a child process, for integration tests from plain
+  pytest or anywhere else; its output is kept for assertions on log lines.
+- ``query`` / ``query_in_thread``: dnspython over UDP or TCP (the latter from a thread, so a
+  server in this reactor keeps serving while the client waits).
+- ``make_request``: a ``Request`` for a handler unit test, no socket at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from ..instance import Instance, build
+from ..registry import Registry
+from ..request import Request
+
+LOOPBACK = "127.0.0.1"
+
+
+def make_query(
+    name: str,
+    rdtype: str | int = "A",
+    rdclass: str | int = "IN",
+    *,
+    edns: int | bool = False,
+    payload: int = 1232,
+    want_dnssec: bool = False,
+    flags: int | None = None,
+) -> dns.message.QueryMessage:
+    # dnspython turns EDNS on by itself when a payload is given, so say False explicitly.
+    use_edns: int | bool = False if edns is False else (0 if edns is True else edns)
+    q = dns.message.make_query(
+        name, rdtype, rdclass, use_edns=use_edns, payload=payload, want_dnssec=want_dnssec
+    )
+    if flags is not None:
+        q.flags = flags
+    return q
+
+
+def make_request(
+    name: str,
+    rdtype: str | int = "A",
+    *,
+    remote: tuple[str, int] = (LOOPBACK, 40212),
+    proto: str = "udp",
+    edns: int | bool = False,
+    **kw: Any,
+) -> Request:
+    """A parsed request, as a handler receives it."""
+    return Request(make_query(name, rdtype, edns=edns, **kw).to_wire(), remote, proto)
+
+
+def query(
+    port: int,
+    name: str,
+    rdtype: str | int = "A",
+    *,
+    host: str = LOOPBACK,
+    tcp: bool = False,
+    timeout: float = 3.0,
+    message: dns.message.Message | None = None,
+    **kw: Any,
+) -> dns.message.Message:
+    """Ask a server and wait (blocking: use from a thread or against a subprocess server)."""
+    q = message if message is not None else make_query(name, rdtype, **kw)
+    if tcp:
+        return dns.query.tcp(q, host, port=port, timeout=timeout)
+    return dns.query.udp(q, host, port=port, timeout=timeout, ignore_unexpected=True)
+
+
+def query_in_thread(port: int, name: str, rdtype: str | int = "A", **kw: Any) -> Any:
+    """``query`` in a thread: a Deferred firing with the reply, for servers in this reactor."""
+    from twisted.internet.threads import deferToThread
+
+    return deferToThread(query, port, name, rdtype, **kw)
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port free for both UDP and TCP right now."""
+    from ..server.sockets import listen_pair
+
+    udp, tcp = listen_pair(host, 0)
+    port = int(udp.getsockname()[1])
+    udp.close()
+    tcp.close()
+    return port
+
+
+class InProcessServer:
+    """Servers for ``corefile`` in this process's reactor, on 127.0.0.1.
+
+    Keys without a port get a free one (CoreDNS's ``.:0``). ``port`` is the first listen
+    address's port; ``ports`` maps every listen address to its port.
+    """
+
+    def __init__(
+        self,
+        corefile: str,
+        *,
+        registry: Registry | None = None,
+        reactor: Any = None,
+        host: str = LOOPBACK,
+        filename: str = "Corefile",
+        dns_port: int = 0,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        from ..server.service import CoreDNSService
+
+        self.instance: Instance = build(
+            corefile, filename, registry=registry, dns_port=dns_port, reactor=reactor, default_host=host
+        )
+        self.service = CoreDNSService(self.instance, reactor, quiet=True)
+
+    def start(self) -> Any:
+        self.service.privilegedStartService()
+        return self.service.startService()
+
+    def stop(self) -> Any:
+        return self.service.stopService()
+
+    @property
+    def port(self) -> int:
+        return self.service.servers[0].port
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {s.group.address: s.port for s in self.service.servers}
+
+    def query(self, name: str, rdtype: str | int = "A", **kw: Any) -> Any:
+        """A Deferred firing with the reply (the client runs in a thread)."""
+        kw.setdefault("port", self.port)
+        port = kw.pop("port")
+        return query_in_thread(port, name, rdtype, **kw)
+
+
+class SubprocessServer:
+    """``twisted-coredns -conf FILE`` as a child process.
+
+    The Corefile is written to a temporary directory (or ``directory``); keys without a port
+    listen on ``self.port`` (a free port, passed as ``-dns.port``). ``start()`` waits until the
+    server answers over UDP.
+    """
+
+    def __init__(
+        self,
+        corefile: str,
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        python: str | None = None,
+    ) -> None:
+        self.port = port if port is not None else free_port()
+        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="coredns-test-")
+        self.directory = Path(directory) if directory else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.corefile = self.directory / "Corefile"
+        self.corefile.write_text(corefile, encoding="utf-8")
+        self.output = self.directory / "output.log"
+        self.args = args or []
+        self.env = {**os.environ, **(env or {})}
+        self.python = python or sys.executable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [self.python, "-m", "twisted_coredns", "-conf", str(self.corefile),
+                "-dns.port", str(self.port), *self.args]
+
+    def start(self, timeout: float = 20.0, probe: str = "probe.invalid.") -> SubprocessServer:
+        with open(self.output, "wb") as out:
+            self.process = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.directory, env=self.env
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                query(self.port, probe, timeout=0.2)
+                return self
+            except (dns.exception.Timeout, OSError):
+                continue
+        self.stop()
+        raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.output.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, text: str, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            if text in log:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the server's output:\n{self.log()}")
+
+    def query(self, name: str, rdtype: str | int = "A", **kw: Any) -> dns.message.Message:
+        return query(self.port, name, rdtype, **kw)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def __enter__(self) -> SubprocessServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def run_cli(args: list[str], *, cwd: str | os.PathLike[str] | None = None, timeout: float = 30.0,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``twisted-coredns ARGS`` to completion (for flags such as -plugins, or a bad Corefile)."""
+    return subprocess.run(
+        [sys.executable, "-m", "twisted_coredns", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+__all__ = [
+    "LOOPBACK",
+    "InProcessServer",
+    "SubprocessServer",
+    "free_port",
+    "make_query",
+    "make_request",
+    "query",
+    "query_in_thread",
+    "run_cli",
+]
+
+

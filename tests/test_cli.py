@@ -102,6 +102,26 @@ class RunTests(SynchronousTestCase):
         self.assertEqual(code, 0)
         self.assertFalse(pidfile.exists())
 
+    def test_sigusr1_reloads_and_a_bad_corefile_keeps_the_old_one(self) -> None:
+        with SubprocessServer(". {\n whoami\n}\n") as server:
+            self.assertEqual(server.query("version.bind.", "TXT", rdclass="CH").rcode(), 5)
+            server.corefile.write_text(". {\n chaos v9-reloaded\n whoami\n}\n")
+            server.process.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            server.wait_for_log("[INFO] Reloading complete")
+            txt = server.query("version.bind.", "TXT", rdclass="CH")
+            self.assertEqual(txt.answer[0][0].strings, (b"v9-reloaded",))
+            server.corefile.write_text(". {\n nosuchplugin\n}\n")
+            server.process.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            log = server.wait_for_log("[ERROR] Restart failed: ")
+            self.assertIn("Unknown directive 'nosuchplugin'", log)
+            self.assertEqual(server.query("version.bind.", "TXT", rdclass="CH").rcode(), 0)
+            self.assertEqual(len(server.query("example.org.").additional), 2)
+
+    def test_sigterm_logs_as_coredns(self) -> None:
+        server = SubprocessServer(". {\n whoami\n}\n").start()
+        self.assertEqual(server.stop(), 0)
+        self.assertIn("[INFO] SIGTERM: Shutting down servers then terminating", server.log())
+
     def test_sigint_stops_cleanly(self) -> None:
         server = SubprocessServer(". {\n whoami\n}\n").start()
         self.assertEqual(server.stop(signal.SIGINT), 0)
@@ -124,7 +144,8 @@ class TwistdTests(SynchronousTestCase):
         with tempfile.TemporaryDirectory() as d:
             Path(d, "Corefile").write_text(". {\n whoami\n}\n")
             proc = subprocess.Popen(
-                [str(twistd), "-n", "--pidfile", "tw.pid", "coredns", "--conf", "Corefile", "--dns.port", str(port)],
+                [str(twistd), "-n", "--pidfile", "tw.pid", "coredns", "--conf", "Corefile",
+                 "--dns.port", str(port)],
                 cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
             try:
@@ -152,5 +173,6 @@ class TwistdTests(SynchronousTestCase):
                                  cwd=d, capture_output=True, text=True, timeout=60,
                                  env={**os.environ})
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("Corefile:2 - Error during parsing: Unknown directive 'nosuch'", out.stdout + out.stderr)
+        output = out.stdout + out.stderr
+        self.assertIn("Corefile:2 - Error during parsing: Unknown directive 'nosuch'", output)
         self.assertNotIn("Traceback", out.stdout + out.stderr)

@@ -58,29 +58,34 @@ class BuiltinDiscoveryTests(SynchronousTestCase):
         self.assertEqual(str(exc.exception), "Corefile:3 - Error during parsing: Unknown directive 'foo'")
 
 
+_install: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _installed_example() -> str:
+    """pip-install the example package once per test run (trial has no setUpClass)."""
+    global _install
+    if _install is None:
+        tmp = tempfile.TemporaryDirectory(prefix="coredns-plugin-")
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+               "--target", tmp.name, str(EXAMPLE)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            tmp.cleanup()
+            raise RuntimeError(f"pip install of the example plugin failed:\n{done.stdout}\n{done.stderr}")
+        _install = tmp
+    return _install.name
+
+
 class ThirdPartyPluginTests(SynchronousTestCase):
     """pip installs plugins/coredns-greet into a directory that becomes part of the test
     environment (PYTHONPATH of the servers started here); nothing in twisted_coredns changes."""
 
-    target: str = ""
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls._tmp = tempfile.TemporaryDirectory(prefix="coredns-plugin-")
-        cls.target = cls._tmp.name
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-               "--target", cls.target, str(EXAMPLE)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            cls._tmp.cleanup()
-            raise RuntimeError(f"pip install of the example plugin failed:\n{done.stdout}\n{done.stderr}")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls._tmp.cleanup()
+    def setUp(self) -> None:
+        self.target = _installed_example()
 
     def env(self) -> dict[str, str]:
-        return {"PYTHONPATH": os.pathsep.join(p for p in [self.target, os.environ.get("PYTHONPATH", "")] if p)}
+        paths = [self.target, os.environ.get("PYTHONPATH", "")]
+        return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
     def test_wheel_does_not_ship_twisted_init(self) -> None:
         self.assertTrue((Path(self.target) / "twisted" / "plugins" / "coredns_greet_dropin.py").exists())

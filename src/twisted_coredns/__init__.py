@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .interfaces import IHandler, IPluginFactory, IReady  # noqa: E402
-from .plugin import Controller, Handler, Plugin  # noqa: E402
+from .interfaces import IHandler, IPluginFactory, IReady
+from .plugin import Controller, Handler, Plugin
 
 __all__ = ["Controller", "Handler", "IHandler", "IPluginFactory", "IReady", "Plugin", "__version__"]

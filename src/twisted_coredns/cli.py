@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(plugins_text())
         return 0
 
-    from .instance import build, read_corefile
+    from .instance import Instance, build, read_corefile
     from .launcher import run_single, start_logging
 
     try:
@@ -72,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_master(
             instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile
         )
-    return run_single(instance, quiet=opts.quiet, pidfile=opts.pidfile)
+
+    def rebuild() -> Instance:
+        text, filename = read_corefile(opts.conf)
+        return build(text, filename, dns_port=opts.dns_port)
+
+    return run_single(instance, quiet=opts.quiet, pidfile=opts.pidfile, rebuild=rebuild)
 
 
 if __name__ == "__main__":

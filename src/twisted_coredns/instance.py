@@ -89,7 +89,8 @@ def build(
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    blocks = parse(corefile, filename, directives=registry.names(), env=env if env is not None else os.environ)
+    env = env if env is not None else dict(os.environ)
+    blocks = parse(corefile, filename, directives=registry.names(), env=env)
     if not blocks:
         blocks = parse(default_corefile(dns_port), filename, directives=registry.names())
     configs = _inspect(blocks, dns_port, default_host)

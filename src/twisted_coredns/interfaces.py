@@ -8,6 +8,8 @@ that block's chain, or None for plugins that only configure the server (``root``
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface
 
@@ -22,7 +24,7 @@ class IPluginFactory(IPlugin):
     )
     description = Attribute("One line for `-plugins` listings.")
 
-    def setup(controller: object) -> object:
+    def setup(controller: Any) -> Any:
         """Read ``controller.directives`` (every occurrence of this directive in one server block)
         and return an ``IHandler`` or None. Raise ``CorefileError`` (``controller.err``,
         ``controller.arg_error``) for bad input."""
@@ -34,7 +36,7 @@ class IHandler(Interface):
     name = Attribute("The plugin name (the metrics 'plugin' label).")
     next = Attribute("The next handler of the chain, or None; set by the framework.")
 
-    def serve(request: object) -> object:
+    def serve(request: Any) -> Any:
         """Answer ``request``: return a ``Response``, a Deferred firing with one, or a coroutine.
         To pass, return ``self.next.serve(request)`` (see ``Handler.serve_next``)."""
 

@@ -40,7 +40,6 @@ from .interfaces import IHandler, IPluginFactory
 if TYPE_CHECKING:
     from .config import BlockConfig
     from .request import Request
-    from .response import Response
 
 
 def plugin_error(name: str, err: BaseException | str) -> CorefileError:
@@ -69,12 +68,20 @@ class Plugin:
             raise ValueError("a plugin is placed either before or after another, not both")
         self.name = name
         self._setup = setup
-        self.order: tuple[str, str] | None = ("before", before) if before else ("after", after) if after else None
+        self.order: tuple[str, str] | None = None
+        if before:
+            self.order = ("before", before)
+        elif after:
+            self.order = ("after", after)
         self.description = description
 
     def setup(self, controller: Controller) -> IHandler | None:
         if isinstance(self._setup, str):
-            self._setup = namedAny(self._setup)
+            try:
+                self._setup = namedAny(self._setup)
+            except (ImportError, AttributeError) as exc:
+                # A broken or half-installed plugin package: say which, without a traceback.
+                raise CorefileError(f"cannot load setup {self._setup}: {exc}") from None
         assert callable(self._setup)
         return self._setup(controller)
 

@@ -7,9 +7,13 @@ query shape. The full dnspython message is built only when a plugin asks for ``m
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from typing import TYPE_CHECKING, Any
+
+from .rr import class_name, type_name
+from .wire import WireError, find_opt
 
 if TYPE_CHECKING:
     import dns.message
@@ -28,7 +32,6 @@ FLAG_AD = 0x0020
 FLAG_CD = 0x0010
 EDNS_DO = 0x8000
 
-TYPE_OPT = 41
 
 
 class MalformedQuery(Exception):
@@ -50,9 +53,9 @@ def _read_name(wire: bytes, offset: int) -> tuple[str, int]:
     Returns the name with a trailing dot (``.`` for the root) and the offset after it. Labels are
     escaped as dnspython does, so ``str`` of a parsed dnspython name and this agree.
     """
-    labels: list[str] = []
+    labels: list[bytes] = []
     length = len(wire)
-    total = 0
+    start = offset
     while True:
         if offset >= length:
             raise MalformedQuery("question name runs past the end of the packet")
@@ -65,23 +68,23 @@ def _read_name(wire: bytes, offset: int) -> tuple[str, int]:
         end = offset + 1 + n
         if end > length:
             raise MalformedQuery("question label runs past the end of the packet")
-        raw = wire[offset + 1 : end]
-        total += n + 1
-        if total > 254:
-            raise MalformedQuery("question name longer than 255 octets")
-        labels.append(_label_text(raw))
+        labels.append(wire[offset + 1 : end])
         offset = end
+    if offset - start > 255:
+        raise MalformedQuery("question name longer than 255 octets")
     if not labels:
         return ".", offset
-    return ".".join(labels) + ".", offset
+    joined = b".".join(labels)
+    if _PLAIN_NAME(joined) is not None:
+        return joined.decode("ascii") + ".", offset
+    return ".".join(_label_text(raw) for raw in labels) + ".", offset
 
 
+_PLAIN_NAME = re.compile(rb"[A-Za-z0-9_*/-]+(?:\.[A-Za-z0-9_*/-]+)*").fullmatch
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/")
 
 
 def _label_text(raw: bytes) -> str:
-    if _PLAIN.issuperset(raw):
-        return raw.decode("ascii")
     out = []
     for b in raw:
         if b in _PLAIN:
@@ -93,21 +96,6 @@ def _label_text(raw: bytes) -> str:
         else:
             out.append(f"\\{b:03d}")
     return "".join(out)
-
-
-def _skip_name(wire: bytes, offset: int) -> int:
-    length = len(wire)
-    while True:
-        if offset >= length:
-            raise MalformedQuery("name runs past the end of the packet")
-        n = wire[offset]
-        if n == 0:
-            return offset + 1
-        if n & 0xC0 == 0xC0:
-            return offset + 2
-        if n & 0xC0:
-            raise MalformedQuery("unknown label type")
-        offset += 1 + n
 
 
 class Request:
@@ -178,7 +166,19 @@ class Request:
         self.udp_size = 0
         self.edns_version = -1
         self.edns_flags = 0
-        if ar:
+        if ar == 1 and not an and not ns and len(wire) >= off + 11 and wire[off] == 0 and (
+            wire[off + 1 : off + 3] == b"\x00\x29"
+        ):
+            # The shape of nearly every EDNS query: one root-owned OPT right after the question.
+            # Read it here; the general walk below costs a few hundred nanoseconds more.
+            _rtype, self.udp_size, _ext, self.edns_version, self.edns_flags, rdlen = _OPT_FIXED.unpack_from(
+                wire, off + 1
+            )
+            if off + 11 + rdlen > len(wire):
+                exc = MalformedQuery("record data truncated")
+                exc.question = wire[12:off]
+                raise exc
+        elif ar:
             try:
                 self._find_opt(off, an + ns, ar)
             except MalformedQuery as exc:
@@ -186,31 +186,19 @@ class Request:
                 raise
 
     def _find_opt(self, off: int, skip: int, additional: int) -> None:
+        # Bytes after the last record are tolerated, as CoreDNS (miekg) tolerates them.
         wire = self.wire
-        length = len(wire)
-        for _ in range(skip):
-            off = _skip_name(wire, off)
-            if off + 10 > length:
-                raise MalformedQuery("record truncated")
-            off += 10 + struct.unpack_from("!H", wire, off + 8)[0]
-        for _ in range(additional):
-            name_start = off
-            off = _skip_name(wire, off)
-            if off + 10 > length:
-                raise MalformedQuery("record truncated")
-            rtype, size, _ext, version, eflags, rdlen = _OPT_FIXED.unpack_from(wire, off)
-            off += 10 + rdlen
-            if off > length:
-                raise MalformedQuery("record data truncated")
-            if rtype == TYPE_OPT:
-                if self.edns_version >= 0 or off - rdlen - 10 - name_start != 1:
-                    raise MalformedQuery("more than one OPT record, or OPT not owned by the root")
-                self.udp_size = size
-                self.edns_version = version
-                self.edns_flags = eflags
-        if off != length:
-            # Trailing garbage is tolerated by most servers; CoreDNS (miekg) tolerates it too.
-            pass
+        try:
+            start = find_opt(wire, off, skip, additional)
+        except WireError as exc:
+            raise MalformedQuery(str(exc)) from None
+        if start < 0:
+            return
+        if wire[start] != 0:
+            raise MalformedQuery("more than one OPT record, or OPT not owned by the root")
+        _rtype, self.udp_size, _ext, self.edns_version, self.edns_flags, _rdlen = _OPT_FIXED.unpack_from(
+            wire, start + 1
+        )
 
     # -- what most plugins want -------------------------------------------------------------
 
@@ -263,14 +251,10 @@ class Request:
 
     @property
     def type_name(self) -> str:
-        from .rr import type_name
-
         return type_name(self.qtype)
 
     @property
     def class_name(self) -> str:
-        from .rr import class_name
-
         return class_name(self.qclass)
 
     @property

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .request import EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, Request
+from .wire import TYPE_OPT, find_opt, records, skip_question
 
 if TYPE_CHECKING:
     import dns.message
@@ -134,37 +135,28 @@ def reply(
     ``rr.QNAME_POINTER``) or dnspython RRsets. The OPT record is added when the query had one.
     """
     edns = request.edns_version >= 0
-    head = _HEADER.pack(
-        request.id,
-        _reply_flags(request, rcode, aa, ra),
-        1,
-        0,
-        0,
-        0,
-    )
-    if not answer and not authority and not additional:
-        tail = opt_record(request, rcode) if edns else b""
-        wire = head + request.wire[12 : request.end_of_question] + tail
-        if edns:
-            wire = wire[:10] + b"\x00\x01" + wire[12:]
-        return Response(wire, rcode, error, plugin, edns)
+    flags = _reply_flags(request, rcode, aa, ra)
+    question = request.wire[12 : request.end_of_question]
+    opt = opt_record(request, rcode) if edns else b""
+    an, ns, ar = len(answer), len(authority), len(additional)
+    records = [*answer, *authority, *additional]
+    if all(type(r) is bytes for r in records):
+        head = _HEADER.pack(request.id, flags, 1, an, ns, ar + 1 if edns else ar)
+        return Response(head + question + b"".join(records) + opt, rcode, error, plugin, edns)
     out = io.BytesIO()
-    out.write(head)
-    out.write(request.wire[12 : request.end_of_question])
-    compress: dict[Any, int] = {}
-    if any(not isinstance(r, bytes | bytearray) for r in (*answer, *authority, *additional)):
-        import dns.name
+    out.write(_HEADER.pack(request.id, flags, 1, 0, 0, 0))
+    out.write(question)
+    import dns.name
 
-        compress[dns.name.from_text(request.qname)] = 12
+    compress: dict[Any, int] = {dns.name.from_text(request.qname): 12}
     an = _encode_section(out, answer, compress)
     ns = _encode_section(out, authority, compress)
     ar = _encode_section(out, additional, compress)
     if edns:
-        out.write(opt_record(request, rcode))
+        out.write(opt)
         ar += 1
     wire = out.getvalue()
-    wire = wire[:4] + struct.pack("!HHHH", 1, an, ns, ar) + wire[12:]
-    return Response(wire, rcode, error, plugin, edns)
+    return Response(wire[:4] + struct.pack("!HHHH", 1, an, ns, ar) + wire[12:], rcode, error, plugin, edns)
 
 
 def error_reply(request: Request, rcode: int, error: BaseException | str | None = None) -> Response:
@@ -185,34 +177,24 @@ def from_message(
     return Response(wire, message.rcode(), error, plugin, message.edns >= 0)
 
 
-def _skip_name(wire: bytes, off: int) -> int:
-    while True:
-        n = wire[off]
-        if n == 0:
-            return off + 1
-        if n & 0xC0 == 0xC0:
-            return off + 2
-        off += 1 + n
-
-
 def _record_bounds(wire: bytes) -> tuple[int, list[tuple[int, int, int, bool]]]:
     """Offsets of each record after the question: (section, start, end, is_opt)."""
     _id, _flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
-    off = 12
-    for _ in range(qd):
-        off = _skip_name(wire, off) + 4
-    end_of_question = off
-    records = []
-    for section, count in ((0, an), (1, ns), (2, ar)):
-        for _ in range(count):
-            start = off
-            off = _skip_name(wire, off)
-            rtype, rdlen = struct.unpack_from("!H", wire, off)[0], struct.unpack_from("!H", wire, off + 8)[0]
-            off += 10 + rdlen
-            if off > len(wire):
-                raise ValueError("record runs past the end of the message")
-            records.append((section, start, off, rtype == 41))
-    return end_of_question, records
+    end_of_question = skip_question(wire, qd)
+    return end_of_question, [
+        (section, start, end, rtype == TYPE_OPT)
+        for section, start, rtype, _class, _ttl, _rdata, end in records(wire, end_of_question, an, ns, ar)
+    ]
+
+
+def _has_opt(wire: bytes) -> bool:
+    """Whether any record is an OPT record; an unparsable reply counts as having one (it is sent
+    as it is)."""
+    try:
+        _id, _flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+        return find_opt(wire, skip_question(wire, qd), 0, an + ns + ar) >= 0
+    except (IndexError, ValueError, struct.error):
+        return True
 
 
 def finish(request: Request, response: Response) -> bytes:
@@ -227,11 +209,8 @@ def finish(request: Request, response: Response) -> bytes:
     if wire[:2] != request.wire[:2]:
         wire = request.wire[:2] + wire[2:]
     if request.edns_version >= 0 and response.has_opt is not True:
-        try:
-            _eoq, records = _record_bounds(wire)
-        except (IndexError, ValueError, struct.error):
-            records = [(2, 0, 0, True)]  # unparsable: send as is
-        if not any(r[3] for r in records):
+        # has_opt False: known to have none (cache hits), no need to walk the records
+        if response.has_opt is False or not _has_opt(wire):
             arcount = struct.unpack_from("!H", wire, 10)[0] + 1
             wire = wire[:10] + struct.pack("!H", arcount) + wire[12:] + opt_record(request, response.rcode)
     if len(wire) > request.size:

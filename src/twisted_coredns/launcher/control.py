@@ -8,6 +8,7 @@ the pipe close takes it as the other's death: a worker whose master is gone exit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.interfaces import ITransport
@@ -62,7 +63,7 @@ class ChildPipeTransport:
         if not self.disconnecting:
             self.process.writeToChild(CONTROL_IN, data)
 
-    def writeSequence(self, data: list[bytes]) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
 
     def loseConnection(self) -> None:

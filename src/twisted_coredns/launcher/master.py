@@ -28,7 +28,16 @@ from typing import IO, Any
 
 from twisted.application.service import Service
 from twisted.internet import error
-from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredList,
+    FirstError,
+    fail,
+    gatherResults,
+    inlineCallbacks,
+    succeed,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
@@ -88,7 +97,6 @@ class WorkerProcess(ProcessProtocol):
         self.generation = generation
         self.corefile = corefile
         self.pid: int | None = None
-        self.spawned_at = master.reactor.seconds()
         self.ready_at: float | None = None
         self.ended = False
         self.stopping = False
@@ -122,7 +130,8 @@ class WorkerProcess(ProcessProtocol):
         self.ready_at = self.master.reactor.seconds()
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
-            d.callback(None)
+            if not d.called:  # a start that timed out cancelled it
+                d.callback(None)
 
     # -- ProcessProtocol ------------------------------------------------------------------------
 
@@ -156,7 +165,8 @@ class WorkerProcess(ProcessProtocol):
         self.ended = True
         ready, self._ready_waiters = self._ready_waiters, []
         for d in ready:
-            d.errback(WorkerStartError(f"worker {self.index} {_describe(reason)} before it was ready"))
+            if not d.called:
+                d.errback(WorkerStartError(f"worker {self.index} {_describe(reason)} before it was ready"))
         ended, self._end_waiters = self._end_waiters, []
         for d in ended:
             d.callback(None)
@@ -241,6 +251,8 @@ class MasterService(Service):
         self._stdout = stdout
         self._stderr = stderr
         self.started: Deferred[None] | None = None
+        self.serving = False
+        """Every worker of the first start said Ready (a reload may begin)."""
 
     # -- sockets --------------------------------------------------------------------------------
 
@@ -336,10 +348,12 @@ class MasterService(Service):
         timer = self.reactor.callLater(READY_TIMEOUT, waiting.cancel)
         try:
             yield waiting
-        except Exception as exc:
-            failure = getattr(exc, "subFailure", None)
-            reason = failure.getErrorMessage() if failure is not None else "no worker ready in time"
-            raise WorkerStartError(reason) from None
+        except FirstError as exc:
+            if exc.subFailure.check(CancelledError):
+                raise WorkerStartError(f"workers not ready within {READY_TIMEOUT:g}s") from None
+            raise WorkerStartError(exc.subFailure.getErrorMessage()) from None
+        except CancelledError:
+            raise WorkerStartError(f"workers not ready within {READY_TIMEOUT:g}s") from None
         finally:
             if timer.active():
                 timer.cancel()
@@ -428,6 +442,8 @@ class MasterService(Service):
 
     def startService(self) -> None:
         super().startService()
+        # At once: SIGUSR1's default action would kill the master during the start.
+        self._previous_usr1 = signal.signal(signal.SIGUSR1, self._sigusr1)
         self.started = self._start()
 
     @inlineCallbacks
@@ -446,7 +462,7 @@ class MasterService(Service):
                 self.reactor.stop()
             return
         self._started(workers)
-        self._previous_usr1 = signal.signal(signal.SIGUSR1, self._sigusr1)
+        self.serving = True
         if not self.quiet:
             self._print(self._banner(self.instance))
 
@@ -461,6 +477,7 @@ class MasterService(Service):
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()
+        self.serving = False
         if self._previous_usr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_usr1)
             self._previous_usr1 = None
@@ -468,6 +485,9 @@ class MasterService(Service):
         workers = list(self.workers.values())
         self.workers = {}
         yield self._retire(workers + list(self.retired))
+        self.close_sockets()
+
+    def close_sockets(self) -> None:
         for pairs in self.sockets.values():
             for pair in pairs:
                 for sock in pair:
@@ -482,7 +502,10 @@ class MasterService(Service):
     @inlineCallbacks
     def reload(self, trigger: str = "SIGUSR1") -> Any:
         """Re-read the Corefile and roll every worker over to it; on any error keep serving."""
-        if self._reloading or not self.running:
+        if not self.serving:
+            _core_log.error(f"{trigger}: not reloading: the servers are not started yet")
+            return False
+        if self._reloading:
             return False
         self._reloading = True
         try:
@@ -554,7 +577,10 @@ def run_master(
         sys.stderr.write(f"{exc}\n")
         return 1
     pid = PidFile(pidfile)
-    pid.write()
+    try:
+        pid.write()
+    except OSError as exc:
+        _core_log.error(f"Could not write pidfile: {exc}")  # CoreDNS goes on, and so do we
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     reactor.callWhenRunning(master.startService)
     reactor.addSystemEventTrigger("before", "shutdown", master.stopService)

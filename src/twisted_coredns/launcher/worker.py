@@ -112,7 +112,15 @@ class Worker:
         """Stop taking queries, let those in flight finish, stop the reactor (exit 0)."""
         if self._draining is None:
             self._draining = self._drain(grace)
-            self._draining.addBoth(lambda _: self.reactor.stop() if self.reactor.running else None)
+            self._draining.addBoth(self._stop_reactor)
+
+    def _stop_reactor(self, _: object) -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass  # a SIGTERM got there first
 
     def drain(self) -> Deferred[None]:
         """For the reactor's shutdown: the same drain, started by SIGTERM."""
@@ -218,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         reactor.stop()
 
     def started() -> None:
-        # The master decides when workers stop: a terminal's ^C reaches the whole process group,
-        # and the master's graceful stop must not race the workers' own.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # The master decides when workers stop or reload: a terminal's ^C reaches the whole
+        # process group, and the master's graceful stop must not race the workers' own.
+        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_IGN)
         worker.start().addErrback(failed)
 
     reactor.callWhenRunning(started)

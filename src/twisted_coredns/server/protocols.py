@@ -41,12 +41,17 @@ def _unmapped(host: str) -> str:
 class DNSDatagramProtocol(DatagramProtocol):
     """One UDP listening socket."""
 
+    noisy = False
+    # The reactor's UDP port, typed loosely: Twisted's interface types confuse mypy here.
+    _transport: Any = None
+
     def __init__(self, router: ZoneRouter) -> None:
         self.router = router
         self.local: tuple[str, int] | None = None
 
     def startProtocol(self) -> None:
-        host = self.transport.getHost()  # type: ignore[union-attr]
+        self._transport = self.transport
+        host = self._transport.getHost()
         self.local = (host.host, host.port)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -56,17 +61,17 @@ class DNSDatagramProtocol(DatagramProtocol):
         try:
             request = Request(data, remote, "udp", self.local, self.router.address)
         except MalformedQuery as exc:
-            self.transport.write(reject(data, exc), addr)  # type: ignore[union-attr]
+            self._transport.write(reject(data, exc), addr)
             return
         result = self.router.dispatch(request)
         if type(result) is Response:
-            self.transport.write(finish(request, result), addr)  # type: ignore[union-attr]
+            self._transport.write(finish(request, result), addr)
         else:
             result.addCallback(self._reply, request, addr)  # type: ignore[union-attr]
 
     def _reply(self, response: Response, request: Request, addr: Any) -> None:
         if self.transport is not None:
-            self.transport.write(finish(request, response), addr)
+            self._transport.write(finish(request, response), addr)
 
 
 class DNSStreamProtocol(Protocol, TimeoutMixin):
@@ -81,8 +86,9 @@ class DNSStreamProtocol(Protocol, TimeoutMixin):
         self.local: tuple[str, int] | None = None
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()  # type: ignore[attr-defined]
-        host = self.transport.getHost()  # type: ignore[attr-defined]
+        transport: Any = self.transport
+        peer = transport.getPeer()
+        host = transport.getHost()
         self.remote = (_unmapped(peer.host), peer.port)
         self.local = (host.host, host.port)
         self.setTimeout(self.idle_timeout)
@@ -113,17 +119,21 @@ class DNSStreamProtocol(Protocol, TimeoutMixin):
             result.addCallback(lambda r: self._write(finish(request, r)))  # type: ignore[union-attr]
 
     def _write(self, wire: bytes) -> None:
-        if self.transport is not None and self.connected:
-            self.transport.write(_LENGTH.pack(len(wire)) + wire)
+        transport: Any = self.transport
+        if transport is not None and self.connected:
+            transport.write(_LENGTH.pack(len(wire)) + wire)
 
     def timeoutConnection(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
 
 
 class DNSStreamFactory(Factory):
+    noisy = False
+
     def __init__(self, router: ZoneRouter) -> None:
         self.router = router
 

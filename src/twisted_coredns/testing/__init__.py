@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ def make_query(
     # dnspython turns EDNS on by itself when a payload is given, so say False explicitly.
     use_edns: int | bool = False if edns is False else (0 if edns is True else edns)
     q = dns.message.make_query(
-        name, rdtype, rdclass, use_edns=use_edns, payload=payload, want_dnssec=want_dnssec
+        name, rdtype, rdclass, use_edns=use_edns, payload=payload, want_dnssec=want_dnssec  # type: ignore[arg-type]
     )
     if flags is not None:
         q.flags = flags

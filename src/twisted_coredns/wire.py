@@ -1,0 +1,114 @@
+"""Walking DNS messages in wire format, without building a message object.
+
+Requests (EDNS), replies on their way out (is there an OPT record? what to keep when truncating),
+the cache (TTL offsets, SOA and NS records) and the log plugin (the reply's type) all read the
+records of a message straight from its bytes. They share the walk here, so that every one of them
+accepts and rejects the same packets: a name that runs past the end, a label type other than a
+length or a compression pointer, a record whose fixed part or data runs past the end all raise
+``WireError``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+__all__ = [
+    "TYPE_OPT",
+    "Record",
+    "WireError",
+    "find_opt",
+    "records",
+    "skip_name",
+    "skip_question",
+]
+
+TYPE_OPT = 41
+
+_TYPE_CLASS_RDLEN = struct.Struct("!HH4xH")  # type, class, (ttl), rdlength
+_U16 = struct.Struct("!H")
+_TYPE_RDLEN = struct.Struct("!H6xH")  # type, (class, ttl), rdlength
+
+Record = tuple[int, int, int, int, int, int, int]
+"""``(section, start, type, class, ttl offset, rdata offset, end)`` of one record: section 0 is
+the answer, 1 the authority, 2 the additional section; ``start`` is where its owner name begins
+and ``end`` the offset after its data."""
+
+
+class WireError(ValueError):
+    """The bytes do not parse as a DNS message; ``str()`` says where it failed."""
+
+
+def skip_name(wire: bytes, off: int) -> int:
+    """The offset after the (possibly compressed) name at ``off``; pointers are not followed."""
+    length = len(wire)
+    while True:
+        if off >= length:
+            raise WireError("name runs past the end of the packet")
+        n = wire[off]
+        if n == 0:
+            return off + 1
+        if n & 0xC0 == 0xC0:
+            return off + 2
+        if n & 0xC0:
+            raise WireError("unknown label type")
+        off += 1 + n
+
+
+def skip_question(wire: bytes, qdcount: int) -> int:
+    """The offset after ``qdcount`` questions (each a name, a type and a class) from offset 12."""
+    off = 12
+    for _ in range(qdcount):
+        off = skip_name(wire, off) + 4
+    return off
+
+
+def records(wire: bytes, off: int, an: int, ns: int, ar: int) -> Iterator[Record]:
+    """Each record of the three sections that start at ``off``, as a ``Record``."""
+    length = len(wire)
+    unpack = _TYPE_CLASS_RDLEN.unpack_from
+    for section, count in ((0, an), (1, ns), (2, ar)):
+        for _ in range(count):
+            start = off
+            off = skip_name(wire, off)
+            if off + 10 > length:
+                raise WireError("record truncated")
+            rtype, rclass, rdlen = unpack(wire, off)
+            rdata = off + 10
+            end = rdata + rdlen
+            if end > length:
+                raise WireError("record data truncated")
+            yield section, start, rtype, rclass, off + 4, rdata, end
+            off = end
+
+
+def find_opt(wire: bytes, off: int, skip: int, count: int) -> int:
+    """Where the OPT record among ``count`` records begins (its owner name), or -1.
+
+    The walk starts at ``off``, steps over ``skip`` records whose type does not matter, then looks
+    at ``count`` more. Every record is checked to lie within the packet, and a second OPT record is
+    a ``WireError``. A plain loop rather than ``records``: this runs for every EDNS query.
+    """
+    length = len(wire)
+    unpack = _U16.unpack_from
+    unpack_rr = _TYPE_RDLEN.unpack_from
+    for _ in range(skip):
+        off = skip_name(wire, off)
+        if off + 10 > length:
+            raise WireError("record truncated")
+        off += 10 + unpack(wire, off + 8)[0]
+    found = -1
+    for _ in range(count):
+        start = off
+        off = skip_name(wire, off)
+        if off + 10 > length:
+            raise WireError("record truncated")
+        rtype, rdlen = unpack_rr(wire, off)
+        off += 10 + rdlen
+        if off > length:
+            raise WireError("record data truncated")
+        if rtype == TYPE_OPT:
+            if found >= 0:
+                raise WireError("more than one OPT record")
+            found = start
+    return found

@@ -67,6 +67,30 @@ class CoreDNSObserver:
     def __init__(self, stream: IO[str] | None = None, prefix: str = "") -> None:
         self.stream = stream
         self.prefix = prefix
+        self._flush_pending = False
+        self._reactor: Any = None
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        stream = self.stream if self.stream is not None else sys.stdout
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _schedule_flush(self) -> None:
+        # One flush per reactor iteration, not one write(2) per line: a busy server logs a whole
+        # batch of queries read in one iteration with one system call, and a line still reaches
+        # the output before the reactor waits for more input.
+        reactor = self._reactor
+        if reactor is None:
+            # Never install a reactor from a log call: only use one that is already there.
+            reactor = self._reactor = sys.modules.get("twisted.internet.reactor")
+        if getattr(reactor, "running", False):
+            self._flush_pending = True
+            reactor.callLater(0, self._flush)
+        else:
+            self._flush()
 
     def __call__(self, event: dict[str, Any]) -> None:
         level = event.get("log_level", LogLevel.info)
@@ -88,9 +112,10 @@ class CoreDNSObserver:
         stream = self.stream if self.stream is not None else sys.stdout
         try:
             stream.write(f"{self.prefix}{_LEVELS.get(level, '[INFO]')} {text}\n")
-            stream.flush()
         except (OSError, ValueError):
-            pass
+            return
+        if not self._flush_pending:
+            self._schedule_flush()
 
 
 _CHATTER = re.compile(

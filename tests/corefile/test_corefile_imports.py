@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import provider
 
 from twisted_coredns.corefile import CorefileError, ServerBlock, parse, parse_file
 from twisted_coredns.corefile import parser as corefile_parser
+
+from .support import CorefileTestCase
 
 # caddy's caddyfile/testdata.
 TESTDATA = {
@@ -53,7 +53,7 @@ NESTED_IMPORTS = [
 ]
 
 
-class ImportCase(SynchronousTestCase):
+class ImportCase(CorefileTestCase):
     """A folder ``root`` holding caddy's testdata, with a Corefile's place in it."""
 
     def setUp(self) -> None:
@@ -77,14 +77,6 @@ class ImportCase(SynchronousTestCase):
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         return seen
-
-    def parse_error(self, row: object, call: Callable[..., object], *args: object) -> CorefileError:
-        """The CorefileError that ``call(*args)`` raises; a failure naming ``row`` if it raises none."""
-        try:
-            result = call(*args)
-        except CorefileError as e:
-            return e
-        self.fail(f"CorefileError not raised ({result!r} returned): {row!r}")
 
 
 class TestCaddyRows(ImportCase):

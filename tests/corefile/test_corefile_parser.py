@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from twisted.trial.unittest import SynchronousTestCase
-
 from twisted_coredns.corefile import CorefileError, Directive, ServerBlock, Token, parse
 from twisted_coredns.corefile import parser as corefile_parser
+
+from .support import CorefileTestCase
 
 
 def caddy_token_counts(block: ServerBlock) -> dict[str, int]:
@@ -160,19 +158,11 @@ ERROR_CASES = [
 ]
 
 
-class ParserCase(SynchronousTestCase):
+class ParserCase(CorefileTestCase):
     def parse_one(self, text: str) -> ServerBlock:
         blocks = parse(text)
         self.assertEqual(len(blocks), 1, msg=repr(text))
         return blocks[0]
-
-    def parse_error(self, row: object, call: Callable[..., object], *args: object) -> CorefileError:
-        """The CorefileError that ``call(*args)`` raises; a failure naming ``row`` if it raises none."""
-        try:
-            result = call(*args)
-        except CorefileError as e:
-            return e
-        self.fail(f"CorefileError not raised ({result!r} returned): {row!r}")
 
 
 class TestCaddyTables(ParserCase):

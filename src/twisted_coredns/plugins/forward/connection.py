@@ -14,6 +14,7 @@ never made to wait. ``Proxy`` decides which connection a query uses.
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,6 +55,24 @@ def _hostport(address: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _RandomIDs:
+    """16-bit IDs from the OS's CSPRNG, read 4096 at a time: as unpredictable as CoreDNS's
+    (crypto/rand), without a getrandom(2) per query."""
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+
+    def next(self) -> int:
+        if not self._ids:
+            self._ids = list(struct.unpack(f"!{self._BATCH}H", os.urandom(2 * self._BATCH)))
+        return self._ids.pop()
+
+
+_random_ids = _RandomIDs()
+
+
 class _Relay:
     """What both connection kinds share: send bytes under a fresh ID, match replies by ID."""
 
@@ -70,7 +89,6 @@ class _Relay:
     local: str
     remote: str
 
-    pickID: Any  # DNSMixin's: a random ID not in liveMessages
 
     def _send(self, wire: bytes) -> None:
         raise NotImplementedError
@@ -81,6 +99,14 @@ class _Relay:
     @property
     def inflight(self) -> int:
         return len(self.liveMessages)
+
+    def pickID(self) -> int:
+        """An unpredictable ID not in flight. DNSMixin's reads os.urandom for every ID, a system
+        call that was a fifth of the forward path's CPU; ``_random_ids`` reads them in bulk."""
+        while True:
+            qid = _random_ids.next()
+            if qid not in self.liveMessages:
+                return qid
 
     def relay(self, wire: bytes, timeout: float) -> Deferred[bytes]:
         """Send ``wire`` (a whole DNS message) under a new ID; the Deferred fires with the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
@@ -37,6 +38,15 @@ class ReplyTests(SynchronousTestCase):
         resp = reply(_request(), answer=[rrset])
         self.assertEqual(dns.message.from_wire(resp.wire or b"").answer, [rrset])
         self.assertEqual(len(resp.wire or b""), 12 + 17 + 2 * 16)
+
+    def test_supported_client_options_are_echoed_others_dropped(self) -> None:
+        q = make_query("example.org.", "A", edns=0)
+        cookie = dns.edns.CookieOption(b"\x01" * 8, b"")
+        unknown = dns.edns.GenericOption(65001, b"private")
+        q.use_edns(0, 0, 1232, options=[unknown, cookie])
+        m = dns.message.from_wire(reply(Request(q.to_wire())).wire or b"")
+        self.assertEqual([o.otype for o in m.options], [dns.edns.OptionType.COOKIE])
+        self.assertEqual(m.options[0].client, b"\x01" * 8)
 
     def test_badvers_goes_into_the_opt_record(self) -> None:
         m = dns.message.from_wire(error_reply(_request(edns=0), 16).wire or b"")

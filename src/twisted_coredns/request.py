@@ -109,6 +109,7 @@ class Request:
     __slots__ = (
         "_message",
         "edns_flags",
+        "edns_options",
         "edns_version",
         "end_of_question",
         "flags",
@@ -166,6 +167,7 @@ class Request:
         self.udp_size = 0
         self.edns_version = -1
         self.edns_flags = 0
+        self.edns_options = b""
         if ar == 1 and not an and not ns and len(wire) >= off + 11 and wire[off] == 0 and (
             wire[off + 1 : off + 3] == b"\x00\x29"
         ):
@@ -178,6 +180,8 @@ class Request:
                 exc = MalformedQuery("record data truncated")
                 exc.question = wire[12:off]
                 raise exc
+            if rdlen:
+                self.edns_options = wire[off + 11 : off + 11 + rdlen]
         elif ar:
             try:
                 self._find_opt(off, an + ns, ar)
@@ -196,9 +200,11 @@ class Request:
             return
         if wire[start] != 0:
             raise MalformedQuery("more than one OPT record, or OPT not owned by the root")
-        _rtype, self.udp_size, _ext, self.edns_version, self.edns_flags, _rdlen = _OPT_FIXED.unpack_from(
+        _rtype, self.udp_size, _ext, self.edns_version, self.edns_flags, rdlen = _OPT_FIXED.unpack_from(
             wire, start + 1
         )
+        if rdlen:
+            self.edns_options = wire[start + 11 : start + 11 + rdlen]
 
     # -- what most plugins want -------------------------------------------------------------
 

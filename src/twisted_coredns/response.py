@@ -98,9 +98,29 @@ def _reply_flags(request: Request, rcode: int, aa: bool, ra: bool, tc: bool = Fa
 
 def opt_record(request: Request, rcode: int = 0) -> bytes:
     """The OPT record CoreDNS puts in a reply to an EDNS query: the client's size, version 0,
-    the DO bit mirrored, and the upper bits of an extended rcode."""
+    the DO bit mirrored, the upper bits of an extended rcode, and the client's options that
+    CoreDNS keeps (``SupportedOptions``: NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING)."""
     eflags = request.edns_flags & EDNS_DO
-    return b"\x00" + _OPT_TAIL.pack(41, request.udp_size, (rcode >> 4) & 0xFF, 0, eflags, 0)
+    options = _supported_options(request.edns_options) if request.edns_options else b""
+    fixed = _OPT_TAIL.pack(41, request.udp_size, (rcode >> 4) & 0xFF, 0, eflags, len(options))
+    return b"\x00" + fixed + options
+
+
+_SUPPORTED_OPTIONS = frozenset({3, 9, 10, 11, 12})
+
+
+def _supported_options(rdata: bytes) -> bytes:
+    kept = []
+    off = 0
+    while off + 4 <= len(rdata):
+        code, length = struct.unpack_from("!HH", rdata, off)
+        end = off + 4 + length
+        if end > len(rdata):
+            break
+        if code in _SUPPORTED_OPTIONS:
+            kept.append(rdata[off:end])
+        off = end
+    return b"".join(kept)
 
 
 def _encode_section(

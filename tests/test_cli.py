@@ -62,6 +62,14 @@ class FlagTests(SynchronousTestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn("no such file or directory", out.stderr)
 
+    def test_transport_without_a_server_is_a_clear_error(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "Corefile").write_text("tls://.:8853 {\n whoami\n}\n")
+            out = run_cli(["-conf", str(Path(d, "Corefile"))])
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("cannot serve tls://:8853: transport 'tls' is not supported", out.stderr)
+        self.assertNotIn("Traceback", out.stderr)
+
     def test_duplicate_zone(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             Path(d, "Corefile").write_text("example.org {\n whoami\n}\nexample.org {\n whoami\n}\n")

@@ -121,6 +121,19 @@ def group_by_listen_address(blocks: list[BlockConfig]) -> list[ListenGroup]:
     return list(groups.values())
 
 
+SERVED_TRANSPORTS = ("dns",)
+"""Transports with a server here; keys may name the others, but cannot be served yet."""
+
+
+def check_transports(groups: list[ListenGroup]) -> None:
+    for group in groups:
+        if group.transport not in SERVED_TRANSPORTS:
+            raise CorefileError(
+                f"cannot serve {group.address}: transport '{group.transport}' is not supported "
+                "by twisted-coredns yet (dns:// is)"
+            )
+
+
 def check_zones(blocks: list[BlockConfig]) -> None:
     """CoreDNS's ``validateZonesAndListeningAddresses``: one zone on one port once, and no zone
     served both on every address and on a bound one."""

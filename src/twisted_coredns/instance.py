@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 
 from . import clog
 from .address import AddressError, parse_zone_address
-from .config import BlockConfig, ListenGroup, check_zones, group_by_listen_address
+from .config import BlockConfig, ListenGroup, check_transports, check_zones, group_by_listen_address
 from .corefile import CorefileError, ServerBlock, parse
 from .plugin import Controller, plugin_error
 from .registry import Registry, default_registry
@@ -114,7 +114,9 @@ def build(
     for config in configs:
         config.link()
     check_zones(configs)
-    return Instance(corefile, filename, configs, group_by_listen_address(configs), registry)
+    groups = group_by_listen_address(configs)
+    check_transports(groups)
+    return Instance(corefile, filename, configs, groups, registry)
 
 
 def read_corefile(conf: str | None) -> tuple[str, str]:

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from ..clog import PluginLogger
 from ..corefile import CorefileError
 from ..instance import Instance, build, read_corefile
-from ..server.service import SUPPORTED_TRANSPORTS, DNSServer, startup_banner
+from ..server.service import DNSServer, startup_banner
 from ..server.sockets import listen_pair
 from .control import CONTROL_IN, CONTROL_OUT, FIRST_SOCKET_FD, ChildPipeTransport, QuietAMP, Ready, Stop
 from .process import PidFile
@@ -261,10 +261,6 @@ class MasterService(Service):
         bound: list[tuple[str, SocketPair]] = []
         try:
             for group in instance.groups:
-                if group.transport not in SUPPORTED_TRANSPORTS:
-                    raise CorefileError(
-                        f"transport '{group.transport}' is not supported by twisted-coredns yet"
-                    )
                 pairs = self.sockets.setdefault(group.address, [])
                 while len(pairs) < group.num_sockets:
                     # With port 0 the first pair picks the port; the others join it.

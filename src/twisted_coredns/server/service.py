@@ -19,7 +19,6 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from .. import __version__
 from ..clog import PluginLogger
 from ..config import ListenGroup
-from ..corefile import CorefileError
 from ..instance import Instance
 from .protocols import DNSDatagramProtocol, DNSStreamFactory
 from .router import ZoneRouter
@@ -27,15 +26,10 @@ from .sockets import adopt_tcp, adopt_udp, listen_pair
 
 _log = PluginLogger()
 
-SUPPORTED_TRANSPORTS = ("dns",)
-
-
 class DNSServer:
     """The listeners of one listen group (one address) in this process."""
 
     def __init__(self, group: ListenGroup, reactor: Any) -> None:
-        if group.transport not in SUPPORTED_TRANSPORTS:
-            raise CorefileError(f"transport '{group.transport}' is not supported by twisted-coredns yet")
         self.group = group
         self.reactor = reactor
         self.router = ZoneRouter(group)

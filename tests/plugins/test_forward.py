@@ -787,3 +787,66 @@ class DoHTests(_ForwardCase):
             self.assertEqual(wire[:2], b"\x00\x00", "RFC 8484: ID 0")
             # The server restores the client's ID.
             self.assertNotEqual(r.id, 0)
+
+
+class HostsUpstreamTests(_ForwardCase):
+    """A second twisted-coredns process, serving example.test from hosts, as a real upstream."""
+
+    UPSTREAM = (
+        "example.test {\n hosts {\n  192.0.2.10 www.example.test\n  2001:db8::10 www.example.test\n"
+        "  ttl 60\n }\n}\n"
+    )
+
+    def upstream_process(self) -> SubprocessServer:
+        proc = SubprocessServer(self.UPSTREAM)
+        proc.start()
+        self.addCleanup(proc.stop)
+        return proc
+
+    @inlineCallbacks
+    def check(self, corefile: str, cached: bool, ttl: int = 60) -> Any:
+        srv = yield self.server(corefile)
+        for _ in range(2 if cached else 1):
+            r = yield srv.query("www.example.test.", "A")
+            self.assertEqual([rd.address for rd in r.answer[0]], ["192.0.2.10"])
+            self.assertEqual(r.rcode(), dns.rcode.NOERROR)
+        r = yield srv.query("www.example.test.", "AAAA", tcp=True)
+        self.assertEqual([rd.address for rd in r.answer[0]], ["2001:db8::10"])
+        # the upstream's TTL (or cache's cap on it), within a few seconds
+        self.assertLessEqual(r.answer[0].ttl, ttl)
+        self.assertGreater(r.answer[0].ttl, ttl - 5)
+        # EDNS goes up and comes back: hosts mirrors the DO bit of the query it got
+        r = yield srv.query("www.example.test.", "AAAA", edns=0, payload=1400, want_dnssec=True)
+        self.assertEqual(r.edns, 0)
+        self.assertTrue(r.ednsflags & dns.flags.DO)
+        r = yield srv.query("nothing.example.test.", "AAAA", edns=0)
+        self.assertEqual(r.edns, 0)
+        self.assertFalse(r.ednsflags & dns.flags.DO)
+        return srv
+
+    @inlineCallbacks
+    def test_forward_to_hosts_process(self) -> Any:
+        proc = self.upstream_process()
+        corefile = f"example.test {{\n forward example.test 127.0.0.1:{proc.port}\n}}\n"
+        srv = yield self.check(corefile, cached=False)
+        r = yield srv.query("www.example.test.", "A")
+        self.assertEqual(r.answer[0].ttl, 60)
+        self.assertTrue(r.flags & dns.flags.AA, "the upstream's AA is relayed")
+        # hosts has no SOA to make an NXDOMAIN from: CoreDNS's hosts answers SERVFAIL for an
+        # unknown name, and forward relays the upstream's rcode as it is.
+        r = yield srv.query("unknown.example.test.", "A")
+        self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)
+        # a name the upstream knows, with no record of the type: NODATA, authoritative
+        r = yield srv.query("www.example.test.", "TXT")
+        self.assertEqual((r.rcode(), r.answer), (dns.rcode.NOERROR, []))
+        self.assertTrue(r.flags & dns.flags.AA)
+
+    @inlineCallbacks
+    def test_forward_to_hosts_process_through_cache(self) -> Any:
+        proc = self.upstream_process()
+        corefile = f"example.test {{\n cache 30\n forward example.test 127.0.0.1:{proc.port}\n}}\n"
+        srv = yield self.check(corefile, cached=True, ttl=30)
+        r = yield srv.query("www.example.test.", "A")
+        self.assertLessEqual(r.answer[0].ttl, 30)
+        r = yield srv.query("unknown.example.test.", "A")
+        self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)

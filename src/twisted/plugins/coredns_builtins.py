@@ -11,6 +11,7 @@ chaos = Plugin("chaos", f"{_P}.chaos.setup", description="answers CH class versi
 debug = Plugin("debug", f"{_P}.debug.setup", description="debug logging, no crash recovery")
 errors = Plugin("errors", f"{_P}.errors.setup.setup", description="logs errors of the plugin chain")
 forward = Plugin("forward", f"{_P}.forward.setup.setup", description="forwards queries to upstreams")
+hosts = Plugin("hosts", f"{_P}.hosts.setup.setup", description="answers from a hosts file and inline entries")
 log = Plugin("log", f"{_P}.log.setup.setup", description="logs every query")
 loop = Plugin("loop", f"{_P}.loop.setup", description="detects forwarding loops at start")
 multisocket = Plugin("multisocket", f"{_P}.multisocket.setup", description="N worker processes on one port")

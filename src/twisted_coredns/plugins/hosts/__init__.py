@@ -1,0 +1,1 @@
+"""hosts: answers from a hosts(5) file and inline entries (CoreDNS's plugin/hosts)."""

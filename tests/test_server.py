@@ -156,6 +156,16 @@ class RoutingTests(ServerTestCase):
         "crash.example {\n crash\n whoami\n}\nsilent.example {\n silent\n}\n"
 
     @inlineCallbacks
+    def test_ds_goes_to_the_parent_zone(self) -> Any:
+        # sub.example.org is served by `slow` (a TXT answer), its parent example.org by whoami:
+        # a DS query for the cut belongs to the parent side, as CoreDNS routes it.
+        r = yield self.query("d0.sub.example.org.", "A")
+        self.assertEqual(len(r.answer), 1)
+        r = yield self.query("sub.example.org.", "DS")
+        self.assertEqual(r.answer, [])
+        self.assertEqual(len(r.additional), 2)  # whoami's
+
+    @inlineCallbacks
     def test_no_zone_is_refused(self) -> Any:
         r = yield self.query("example.net.")
         self.assertEqual(r.rcode(), dns.rcode.REFUSED)

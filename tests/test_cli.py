@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,19 @@ class FlagTests(SynchronousTestCase):
         self.assertIn("cannot serve tls://:8853: transport 'tls' is not supported", out.stderr)
         self.assertNotIn("Traceback", out.stderr)
 
+    def test_port_taken_without_reuseport_is_gos_listen_error(self) -> None:
+        holder = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.addCleanup(holder.close)
+        holder.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        holder.bind(("::", 0))
+        port = holder.getsockname()[1]
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "Corefile").write_text(". {\n whoami\n}\n")
+            out = run_cli(["-conf", str(Path(d, "Corefile")), "-dns.port", str(port)])
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(f"listen udp :{port}: bind: address already in use", out.stderr)
+        self.assertNotIn("Traceback", out.stderr)
+
     def test_duplicate_zone(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             Path(d, "Corefile").write_text("example.org {\n whoami\n}\nexample.org {\n whoami\n}\n")
@@ -129,6 +143,12 @@ class RunTests(SynchronousTestCase):
         server = SubprocessServer(". {\n whoami\n}\n").start()
         self.assertEqual(server.stop(), 0)
         self.assertIn("[INFO] SIGTERM: Shutting down servers then terminating", server.log())
+
+    def test_unwritable_pidfile_is_logged_and_the_server_runs(self) -> None:
+        server = SubprocessServer(". {\n whoami\n}\n", args=["-pidfile", "/nonexistent/dir/coredns.pid"])
+        with server:
+            self.assertEqual(server.query("example.org.").rcode(), 0)
+            self.assertIn("[ERROR] Could not write pidfile: ", server.log())
 
     def test_sigint_stops_cleanly(self) -> None:
         server = SubprocessServer(". {\n whoami\n}\n").start()

@@ -567,7 +567,7 @@ def run_master(
     try:
         master.privilegedStartService()
     except OSError as exc:
-        sys.stderr.write(f"listen {exc.strerror or exc}\n")
+        sys.stderr.write(f"{exc}\n")
         return 1
     except CorefileError as exc:
         sys.stderr.write(f"{exc}\n")

@@ -79,10 +79,13 @@ def run_single(
     try:
         current[0].privilegedStartService()
     except OSError as exc:
-        sys.stderr.write(f"listen {exc.strerror or exc}\n")
+        sys.stderr.write(f"{exc}\n")
         return 1
     pid = PidFile(pidfile)
-    pid.write()
+    try:
+        pid.write()
+    except OSError as exc:
+        _log.error(f"Could not write pidfile: {exc}")  # CoreDNS goes on, and so do we
 
     def reload() -> None:
         _log.info("SIGUSR1: Reloading")

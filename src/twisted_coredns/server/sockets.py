@@ -8,6 +8,7 @@ the same port then fails with "address already in use", as it does for CoreDNS.
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -48,6 +49,20 @@ def _ipv6_works() -> bool:
     return _ipv6_ok
 
 
+class ListenError(OSError):
+    """A listener that could not be made, worded as Go's net package words it
+    (``listen udp 127.0.0.1:53: bind: address already in use``), which is what CoreDNS prints."""
+
+    def __init__(self, code: int | None, host: str, port: int, kind: socket.SocketKind, op: str) -> None:
+        reason = os.strerror(code).lower() if code else "unknown error"
+        shown = f"[{host}]" if ":" in host else host
+        proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+        super().__init__(code, f"listen {proto} {shown}:{port}: {op}: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     """A bound, non-blocking socket (listening, for TCP) with SO_REUSEPORT set before bind."""
     family, bind_host, dual = _family_and_host(host)
@@ -66,7 +81,10 @@ def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socke
             # A link-local address with its zone (fe80::1%eth0, from bind): bind() wants the zone
             # as a scope id, which only getaddrinfo works out.
             address = socket.getaddrinfo(bind_host, port, family, kind, 0, socket.AI_NUMERICHOST)[0][4]
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ListenError(exc.errno, host, port, kind, "bind") from None
         if kind == socket.SOCK_STREAM:
             sock.listen(BACKLOG)
         # A blocking socket would hang the reactor in recvfrom, deaf even to SIGTERM.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from typing import IO, Any
 
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
@@ -35,7 +36,20 @@ class PluginLogger:
         self._log = Logger(namespace=f"coredns.plugin.{plugin}" if plugin else "coredns")
 
     def _emit(self, level: LogLevel, text: str) -> None:
-        self._log.emit(level, "{coredns_text}", coredns_text=self.prefix + text)
+        # The event Logger.emit would make, made directly: emit re-checks the level against every
+        # LogLevel constant on each call, a measurable share of a query when `log` is on.
+        log = self._log
+        log.observer(
+            {
+                "log_logger": log,
+                "log_level": level,
+                "log_namespace": log.namespace,
+                "log_source": None,
+                "log_format": "{coredns_text}",
+                "log_time": time.time(),
+                "coredns_text": self.prefix + text,
+            }
+        )
 
     def debug(self, text: str) -> None:
         if debug_enabled:

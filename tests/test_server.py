@@ -93,6 +93,12 @@ class TransportTests(ServerTestCase):
         self.assertEqual(replies[-1].id, queries[0].id, "the 300 ms answer should come last")
 
     @inlineCallbacks
+    def test_tcp_burst_of_pipelined_queries_in_one_write(self) -> Any:
+        queries = [make_query(f"n{i}.example.org.") for i in range(1500)]
+        replies = yield self.in_thread(_tcp_pipelined, self.server.port, queries)
+        self.assertEqual(sorted(r.id for r in replies), sorted(q.id for q in queries))
+
+    @inlineCallbacks
     def test_many_udp_queries_concurrently(self) -> Any:
         replies = yield gatherResults([self.query(f"n{i}.example.org.") for i in range(50)])
         self.assertEqual({r.rcode() for r in replies}, {0})

@@ -8,7 +8,7 @@ running, and the multisocket master can validate a Corefile before it spawns wor
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
@@ -37,18 +37,15 @@ class Instance:
     blocks: list[BlockConfig]
     groups: list[ListenGroup]
     registry: Registry
-    started: bool = field(default=False)
 
     def start(self) -> Deferred[Any]:
         """Run the plugins' startup hooks, in block order."""
-        self.started = True
         # CoreDNS's NewServer: debug mode follows the Corefile being started, so a reload that
         # drops the debug plugin turns it off again.
         clog.debug_enabled = any(b.debug for b in self.blocks)
         return _run_hooks([fn for b in self.blocks for fn in b.startup])
 
     def stop(self) -> Deferred[Any]:
-        self.started = False
         return _run_hooks([fn for b in self.blocks for fn in b.shutdown])
 
 
@@ -104,9 +101,7 @@ def build(
             controller = Controller(name, directives, config, reactor)
             try:
                 handler = factory.setup(controller)
-            except CorefileError as exc:
-                raise plugin_error(name, exc) from None
-            except (ValueError, TypeError, OSError) as exc:
+            except (CorefileError, ValueError, TypeError, OSError) as exc:
                 raise plugin_error(name, exc) from None
             config.plugins.append(name)
             if handler is not None:

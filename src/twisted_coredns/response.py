@@ -154,18 +154,16 @@ def reply(
     Records are either pre-encoded wire bytes (fast paths; use ``rr.encode_rr`` and
     ``rr.QNAME_POINTER``) or dnspython RRsets. The OPT record is added when the query had one.
     """
-    edns = request.edns_version >= 0
-    flags = _reply_flags(request, rcode, aa, ra)
-    question = request.wire[12 : request.end_of_question]
-    opt = opt_record(request, rcode) if edns else b""
-    an, ns, ar = len(answer), len(authority), len(additional)
     records = [*answer, *authority, *additional]
     if all(type(r) is bytes for r in records):
-        head = _HEADER.pack(request.id, flags, 1, an, ns, ar + 1 if edns else ar)
-        return Response(head + question + b"".join(records) + opt, rcode, error, plugin, edns)
+        return reply_records(
+            request, b"".join(records), len(answer), len(authority), len(additional),
+            rcode=rcode, aa=aa, ra=ra, plugin=plugin, error=error,
+        )
+    edns = request.edns_version >= 0
     out = io.BytesIO()
-    out.write(_HEADER.pack(request.id, flags, 1, 0, 0, 0))
-    out.write(question)
+    out.write(_HEADER.pack(request.id, _reply_flags(request, rcode, aa, ra), 1, 0, 0, 0))
+    out.write(request.wire[12 : request.end_of_question])
     import dns.name
 
     compress: dict[Any, int] = {dns.name.from_text(request.qname): 12}
@@ -173,7 +171,7 @@ def reply(
     ns = _encode_section(out, authority, compress)
     ar = _encode_section(out, additional, compress)
     if edns:
-        out.write(opt)
+        out.write(opt_record(request, rcode))
         ar += 1
     wire = out.getvalue()
     return Response(wire[:4] + struct.pack("!HHHH", 1, an, ns, ar) + wire[12:], rcode, error, plugin, edns)
@@ -190,6 +188,7 @@ def reply_records(
     aa: bool = False,
     ra: bool = False,
     plugin: str = "",
+    error: BaseException | str | None = None,
 ) -> Response:
     """The fastest reply: ``records`` are the encoded sections, back to back, with their counts.
 
@@ -202,7 +201,7 @@ def reply_records(
     wire = head + request.wire[12 : request.end_of_question] + records
     if edns:
         wire += opt_record(request, rcode)
-    return Response(wire, rcode, None, plugin, edns)
+    return Response(wire, rcode, error, plugin, edns)
 
 
 def error_reply(request: Request, rcode: int, error: BaseException | str | None = None) -> Response:

@@ -573,10 +573,7 @@ def run_master(
         sys.stderr.write(f"{exc}\n")
         return 1
     pid = PidFile(pidfile)
-    try:
-        pid.write()
-    except OSError as exc:
-        _core_log.error(f"Could not write pidfile: {exc}")  # CoreDNS goes on, and so do we
+    pid.write()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     reactor.callWhenRunning(master.startService)
     reactor.addSystemEventTrigger("before", "shutdown", master.stopService)

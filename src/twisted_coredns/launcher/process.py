@@ -38,9 +38,15 @@ class PidFile:
         self.path = path
 
     def write(self) -> None:
-        if self.path:
+        """Write our pid; a path that cannot be written is logged and the server goes on, as
+        CoreDNS does."""
+        if not self.path:
+            return
+        try:
             with open(self.path, "w", encoding="ascii") as f:
                 f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            _log.error(f"Could not write pidfile: {exc}")
 
     def remove(self) -> None:
         if self.path:
@@ -82,10 +88,7 @@ def run_single(
         sys.stderr.write(f"{exc}\n")
         return 1
     pid = PidFile(pidfile)
-    try:
-        pid.write()
-    except OSError as exc:
-        _log.error(f"Could not write pidfile: {exc}")  # CoreDNS goes on, and so do we
+    pid.write()
 
     def reload() -> None:
         _log.info("SIGUSR1: Reloading")

@@ -74,8 +74,7 @@ class ZoneRouter:
     def _settle(self, request: Request, result: Any) -> Response | Deferred[Response]:
         if isinstance(result, Response):
             return result
-        if asyncio.iscoroutine(result):
-            result = ensureDeferred(result)
+        result = _as_deferred(result)
         if isinstance(result, Deferred):
             d: Deferred[Response] = result.addCallback(self._check, request)
             d.addErrback(lambda f: self._crashed(request, f))
@@ -110,8 +109,12 @@ def then(result: Any, callback: Callable[[Response], Any]) -> Any:
     """
     if type(result) is Response:
         return callback(result)
-    if asyncio.iscoroutine(result):
-        result = ensureDeferred(result)
+    result = _as_deferred(result)
     if isinstance(result, Deferred):
         return result.addCallback(callback)
     return callback(result)
+
+
+def _as_deferred(result: Any) -> Any:
+    """An ``async def serve`` returned a coroutine: run it as a Deferred. Anything else as is."""
+    return ensureDeferred(result) if asyncio.iscoroutine(result) else result

@@ -36,11 +36,11 @@ tools:
 ## Every test: unit, in-process (trial TestCases under pytest) and integration (subprocess servers).
 test: setup tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
-	$(BIN)/ruff check src tests plugins bench
+	$(BIN)/ruff check twisted_coredns twisted tests plugins bench
 	$(BIN)/mypy
 
 lint: setup
-	$(BIN)/ruff check src tests plugins bench
+	$(BIN)/ruff check twisted_coredns twisted tests plugins bench
 
 typecheck: setup
 	$(BIN)/mypy
@@ -49,5 +49,5 @@ bench: setup tools
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name dropin.cache -delete

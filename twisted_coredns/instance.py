@@ -8,6 +8,7 @@ running, and the multisocket master can validate a Corefile before it spawns wor
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from . import clog
 from .address import AddressError, parse_zone_address
 from .config import BlockConfig, ListenGroup, check_transports, check_zones, group_by_listen_address
 from .corefile import CorefileError, ServerBlock, parse
-from .plugin import Controller, plugin_error
+from .plugin import Controller, PluginBug, plugin_error
 from .registry import Registry, default_registry
 
 DEFAULT_CONF = "Corefile"
@@ -101,8 +102,11 @@ def build(
             controller = Controller(name, directives, config, reactor)
             try:
                 handler = factory.setup(controller)
-            except (CorefileError, ValueError, TypeError, OSError) as exc:
+            except (CorefileError, ValueError, OSError) as exc:
                 raise plugin_error(name, exc) from None
+            except Exception as exc:
+                # Anything else (a TypeError above all) is the plugin's bug, not the Corefile's.
+                raise PluginBug(name, exc, traceback.format_exc(), debug=config.debug) from exc
             config.plugins.append(name)
             if handler is not None:
                 config.handlers.append(handler)

@@ -1,28 +1,9 @@
 """What a plugin author writes against: the factory, the handler base class, the setup controller.
 
-A plugin in a few dozen lines::
+docs/plugin-api.md is the guide: a plugin in fifteen minutes, a wrapping plugin, an async one.
 
-    # mypkg/hello.py
-    from twisted_coredns.plugin import Handler
-    from twisted_coredns.response import reply
-
-    class Hello(Handler):
-        name = "hello"
-        def serve(self, request):
-            if request.name != "hello.example.":
-                return self.serve_next(request)
-            return reply(request, aa=True)
-
-    def setup(controller):
-        for d in controller.directives:
-            controller.no_args(d)
-        return Hello()
-
-    # twisted/plugins/mypkg_dropin.py  (no __init__.py in twisted/ or twisted/plugins/)
-    from twisted_coredns.plugin import Plugin
-    hello = Plugin("hello", "mypkg.hello.setup", after="whoami")
-
-This module is imported by every dropin, so it imports nothing heavy.
+A ``Plugin`` names its setup function by dotted name, so that a dropin imports no plugin code
+until a Corefile uses the plugin.
 """
 
 from __future__ import annotations
@@ -30,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from twisted.python.failure import Failure
 from twisted.python.reflect import namedAny
 from zope.interface import implementer
 
 from .corefile.errors import CorefileError, arg_error, parse_error
 from .corefile.model import Directive, Token
 from .interfaces import IHandler, IPluginFactory
+from .response import Response, then
 
 if TYPE_CHECKING:
     from .config import BlockConfig
@@ -48,6 +31,23 @@ def plugin_error(name: str, err: BaseException | str) -> CorefileError:
     file = getattr(err, "file", None)
     line = getattr(err, "line", None)
     return CorefileError(f"plugin/{name}: {message}", file, line)
+
+
+class PluginBug(CorefileError):
+    """A plugin's setup raised something that is not a verdict on the Corefile (a ``TypeError``,
+    a ``KeyError``, ...): a bug in the plugin. It stops the start like a Corefile error, so a
+    server never runs half set up, but says it is a bug, and carries the traceback, which is
+    printed in ``debug`` mode."""
+
+    def __init__(self, name: str, exc: BaseException, traceback: str, debug: bool = False) -> None:
+        self.plugin = name
+        self.exception = exc
+        self.traceback = traceback
+        self.debug = debug
+        text = f"plugin/{name}: setup failed with {type(exc).__name__}: {exc} (a bug in the plugin)"
+        if debug:
+            text += "\n" + traceback.rstrip("\n")
+        super().__init__(text)
 
 
 @implementer(IPluginFactory)
@@ -111,10 +111,32 @@ class Handler:
         ``no next plugin found`` when this is the last one."""
         nxt = self.next
         if nxt is None:
-            from .response import Response
-
             return Response.not_written(2, plugin_error(self.name, "no next plugin found"), self.name)
         return nxt.serve(request)
+
+    def serve_next_then(
+        self,
+        request: Request,
+        callback: Callable[[Response], Any],
+        errback: Callable[[Failure], Any] | None = None,
+    ) -> Any:
+        """Pass ``request`` on and act on the reply: ``callback(response)`` now if the chain
+        answered synchronously, later if it returned a Deferred or a coroutine. What ``callback``
+        returns is this handler's result, so it may return the response, a changed one, or another.
+
+        ``errback(failure)``, if given, runs when the rest of the chain raised or its Deferred
+        failed; what it returns is the result (a ``Response``), and returning the failure passes
+        it on. Without it, failures go on to the server, which answers SERVFAIL."""
+        try:
+            result = self.serve_next(request)
+        except Exception:
+            if errback is None:
+                raise
+            out = errback(Failure())
+            if isinstance(out, Failure):
+                out.raiseException()
+            return out
+        return then(result, callback, errback)
 
 
 class Controller:
@@ -162,6 +184,23 @@ class Controller:
     def no_block(self, directive: Directive) -> None:
         if directive.block is not None and directive.open_brace is not None:
             raise arg_error(directive.open_brace)
+
+    def one_arg(self, directive: Directive) -> str:
+        """The directive's single argument (``text "hi"``), or CoreDNS's argument error."""
+        if len(directive.args) != 1:
+            raise self.arg_error(directive)
+        return directive.args[0].text
+
+    def uint_arg(self, directive: Directive, bits: int = 32) -> int:
+        """The directive's single argument as an unsigned number (Go's ``strconv.ParseUint``, with
+        its error text and the argument's line)."""
+        from .strconv import parse_uint
+
+        text = self.one_arg(directive)
+        try:
+            return parse_uint(text, bits)
+        except ValueError as exc:
+            raise self.err(directive.args[0], str(exc)) from None
 
     def once(self) -> Directive:
         """The directive may appear once per block; CoreDNS's ``plugin.ErrOnce``."""

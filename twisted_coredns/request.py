@@ -7,31 +7,19 @@ query shape. The full dnspython message is built only when a plugin asks for ``m
 
 from __future__ import annotations
 
-import re
 import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from .rr import class_name, type_name
-from .wire import WireError, find_opt
+from .dns.constants import CD, EDNS_DO, RD, class_name, type_name
+from .dns.header import HEADER, TYPE_CLASS, U16
+from .dns.names import name_wire
+from .dns.wire import WireError, find_opt, read_qname
 
 if TYPE_CHECKING:
     import dns.message
 
-_HEADER = struct.Struct("!HHHHHH")
-_TYPE_CLASS = struct.Struct("!HH")
 _OPT_FIXED = struct.Struct("!HHBBHH")  # type, udp size, ext rcode, version, flags, rdlength
-
-FLAG_QR = 0x8000
-FLAG_AA = 0x0400
-FLAG_TC = 0x0200
-FLAG_RD = 0x0100
-FLAG_RA = 0x0080
-FLAG_Z = 0x0040
-FLAG_AD = 0x0020
-FLAG_CD = 0x0010
-EDNS_DO = 0x8000
-
 
 
 class MalformedQuery(Exception):
@@ -47,55 +35,10 @@ class MalformedQuery(Exception):
         self.question: bytes | None = None
 
 
-def _read_name(wire: bytes, offset: int) -> tuple[str, int]:
-    """Read an uncompressed name (questions are never compressed) as presentation text.
-
-    Returns the name with a trailing dot (``.`` for the root) and the offset after it. Labels are
-    escaped as dnspython does, so ``str`` of a parsed dnspython name and this agree.
-    """
-    labels: list[bytes] = []
-    length = len(wire)
-    start = offset
-    while True:
-        if offset >= length:
-            raise MalformedQuery("question name runs past the end of the packet")
-        n = wire[offset]
-        if n == 0:
-            offset += 1
-            break
-        if n & 0xC0:
-            raise MalformedQuery("compressed or extended label in the question")
-        end = offset + 1 + n
-        if end > length:
-            raise MalformedQuery("question label runs past the end of the packet")
-        labels.append(wire[offset + 1 : end])
-        offset = end
-    if offset - start > 255:
-        raise MalformedQuery("question name longer than 255 octets")
-    if not labels:
-        return ".", offset
-    joined = b".".join(labels)
-    if _PLAIN_NAME(joined) is not None:
-        return joined.decode("ascii") + ".", offset
-    return ".".join(_label_text(raw) for raw in labels) + ".", offset
-
-
-_PLAIN_NAME = re.compile(rb"[A-Za-z0-9_*/-]+(?:\.[A-Za-z0-9_*/-]+)*").fullmatch
-_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/")
-
-
-def _label_text(raw: bytes) -> str:
-    out = []
-    for b in raw:
-        if b in _PLAIN:
-            out.append(chr(b))
-        elif b in b'."\\();@$':
-            out.append("\\" + chr(b))
-        elif 0x20 < b < 0x7F:
-            out.append(chr(b))
-        else:
-            out.append(f"\\{b:03d}")
-    return "".join(out)
+_REPLACEABLE = frozenset(
+    {"id", "flags", "qname", "qtype", "qclass", "remote", "proto", "local", "server", "zone", "metadata"}
+)
+_IN_WIRE = frozenset({"id", "flags", "qname", "qtype", "qclass"})
 
 
 class Request:
@@ -148,7 +91,7 @@ class Request:
         self.zone = "."
         self.metadata: dict[str, Any] | None = None
         self._message: dns.message.Message | None = None
-        qid, flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+        qid, flags, qd, an, ns, ar = HEADER.unpack_from(wire)
         self.id = qid
         self.flags = flags
         opcode = (flags >> 11) & 0xF
@@ -157,10 +100,13 @@ class Request:
         # The same acceptance rules as miekg/dns's default, so malformed input fails the same way.
         if qd != 1 or an > 1 or ns > 1 or ar > 2:
             raise MalformedQuery("section counts of a query are out of range")
-        self.qname, off = _read_name(wire, 12)
+        try:
+            self.qname, off = read_qname(wire, 12)
+        except WireError as error:
+            raise MalformedQuery(str(error)) from None
         if off + 4 > len(wire):
             raise MalformedQuery("question truncated")
-        self.qtype, self.qclass = _TYPE_CLASS.unpack_from(wire, off)
+        self.qtype, self.qclass = TYPE_CLASS.unpack_from(wire, off)
         off += 4
         self.end_of_question = off
         self.name = self.qname.lower()
@@ -220,11 +166,11 @@ class Request:
 
     @property
     def cd(self) -> bool:
-        return bool(self.flags & FLAG_CD)
+        return bool(self.flags & CD)
 
     @property
     def rd(self) -> bool:
-        return bool(self.flags & FLAG_RD)
+        return bool(self.flags & RD)
 
     @property
     def opcode(self) -> int:
@@ -271,6 +217,50 @@ class Request:
 
             self._message = dns.message.from_wire(self.wire, ignore_trailing=True)
         return self._message
+
+    def replace(self, **fields: Any) -> Request:
+        """A copy of this request with some fields changed, for a plugin that passes on another
+        query than it got (the cache's refresh, rewrite). The wire fields (``id``, ``flags``,
+        ``qname``, ``qtype``, ``qclass``) are written into the copy's bytes, which are parsed again,
+        so the copy is exactly what a client sending those bytes would have made; the others
+        (``remote``, ``proto``, ``local``, ``server``, ``zone``, ``metadata``) are set as given. The
+        copy keeps the original's start time and, unless given other ``metadata``, shares its
+        metadata: it is the same query, seen further down the chain."""
+        unknown = fields.keys() - _REPLACEABLE
+        if unknown:
+            raise TypeError(f"Request.replace() got unknown fields: {', '.join(sorted(unknown))}")
+        if fields.keys() & _IN_WIRE:
+            wire = self.wire
+            question = wire[12 : self.end_of_question]
+            if "qname" in fields or "qtype" in fields or "qclass" in fields:
+                question = name_wire(fields.get("qname", self.qname)) + TYPE_CLASS.pack(
+                    fields.get("qtype", self.qtype), fields.get("qclass", self.qclass)
+                )
+            wire = (
+                U16.pack(fields.get("id", self.id))
+                + U16.pack(fields.get("flags", self.flags))
+                + wire[4:12]
+                + question
+                + wire[self.end_of_question :]
+            )
+            copy = Request(
+                wire,
+                fields.get("remote", self.remote),
+                fields.get("proto", self.proto),
+                fields.get("local", self.local),
+                fields.get("server", self.server),
+            )
+        else:
+            copy = Request.__new__(Request)
+            for slot in Request.__slots__:
+                setattr(copy, slot, getattr(self, slot))
+            for key in ("remote", "proto", "local", "server"):
+                if key in fields:
+                    setattr(copy, key, fields[key])
+        copy.start = self.start
+        copy.zone = fields.get("zone", self.zone)
+        copy.metadata = fields.get("metadata", self.metadata)
+        return copy
 
     def set_metadata(self, key: str, value: Any) -> None:
         if self.metadata is None:

@@ -12,19 +12,24 @@ is always valid wire because compression pointers only point backwards.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .request import EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, Request
-from .wire import TYPE_OPT, find_opt, records, skip_question
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.python.failure import Failure
+
+from .dns.constants import EDNS_DO, OPT, QR, SERVFAIL, TC
+from .dns.header import COUNTS, HEADER, U16, reply_flags
+from .dns.wire import find_opt, records, skip_question
+from .request import Request
 
 if TYPE_CHECKING:
     import dns.message
     import dns.rrset
 
-_HEADER = struct.Struct("!HHHHHH")
 _OPT_TAIL = struct.Struct("!HHBBHH")
 
 
@@ -47,7 +52,7 @@ class Response:
     ) -> None:
         self.wire = wire
         if rcode is None:
-            rcode = wire[3] & 0x0F if wire is not None and len(wire) >= 4 else 2
+            rcode = wire[3] & 0x0F if wire is not None and len(wire) >= 4 else SERVFAIL
         self.rcode = rcode
         self.error = error
         self.plugin = plugin
@@ -61,7 +66,7 @@ class Response:
     @property
     def flags(self) -> int:
         if self.wire is None or len(self.wire) < 4:
-            return FLAG_QR
+            return QR
         return (self.wire[2] << 8) | self.wire[3]
 
     @property
@@ -85,35 +90,25 @@ class Response:
         return f"<Response rcode={self.rcode} {state} plugin={self.plugin!r}>"
 
 
-def _reply_flags(request: Request, rcode: int, aa: bool, ra: bool, tc: bool = False) -> int:
-    flags = FLAG_QR | (request.flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0x0F)
-    if aa:
-        flags |= FLAG_AA
-    if ra:
-        flags |= FLAG_RA
-    if tc:
-        flags |= FLAG_TC
-    return flags
-
-
 def opt_record(request: Request, rcode: int = 0) -> bytes:
     """The OPT record CoreDNS puts in a reply to an EDNS query: the client's size, version 0,
     the DO bit mirrored, the upper bits of an extended rcode, and the client's options that
     CoreDNS keeps (``SupportedOptions``: NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING)."""
     eflags = request.edns_flags & EDNS_DO
     options = _supported_options(request.edns_options) if request.edns_options else b""
-    fixed = _OPT_TAIL.pack(41, request.udp_size, (rcode >> 4) & 0xFF, 0, eflags, len(options))
+    fixed = _OPT_TAIL.pack(OPT, request.udp_size, (rcode >> 4) & 0xFF, 0, eflags, len(options))
     return b"\x00" + fixed + options
 
 
 _SUPPORTED_OPTIONS = frozenset({3, 9, 10, 11, 12})
+_TWO_U16 = struct.Struct("!HH")
 
 
 def _supported_options(rdata: bytes) -> bytes:
     kept = []
     off = 0
     while off + 4 <= len(rdata):
-        code, length = struct.unpack_from("!HH", rdata, off)
+        code, length = _TWO_U16.unpack_from(rdata, off)
         end = off + 4 + length
         if end > len(rdata):
             break
@@ -151,8 +146,8 @@ def reply(
 ) -> Response:
     """Build a reply to ``request``.
 
-    Records are either pre-encoded wire bytes (fast paths; use ``rr.encode_rr`` and
-    ``rr.QNAME_POINTER``) or dnspython RRsets. The OPT record is added when the query had one.
+    Records are either wire bytes (``twisted_coredns.dns.records`` builds them, owned by
+    ``QNAME``, the question's name) or dnspython RRsets. The OPT record is added when the query had one.
     """
     records = [*answer, *authority, *additional]
     if all(type(r) is bytes for r in records):
@@ -162,7 +157,7 @@ def reply(
         )
     edns = request.edns_version >= 0
     out = io.BytesIO()
-    out.write(_HEADER.pack(request.id, _reply_flags(request, rcode, aa, ra), 1, 0, 0, 0))
+    out.write(HEADER.pack(request.id, reply_flags(request.flags, rcode, aa=aa, ra=ra), 1, 0, 0, 0))
     out.write(request.wire[12 : request.end_of_question])
     import dns.name
 
@@ -174,7 +169,7 @@ def reply(
         out.write(opt_record(request, rcode))
         ar += 1
     wire = out.getvalue()
-    return Response(wire[:4] + struct.pack("!HHHH", 1, an, ns, ar) + wire[12:], rcode, error, plugin, edns)
+    return Response(wire[:4] + COUNTS.pack(1, an, ns, ar) + wire[12:], rcode, error, plugin, edns)
 
 
 def reply_records(
@@ -196,8 +191,8 @@ def reply_records(
     ``reply`` is the general form.
     """
     edns = request.edns_version >= 0
-    flags = _reply_flags(request, rcode, aa, ra)
-    head = _HEADER.pack(request.id, flags, 1, answer, authority, additional + 1 if edns else additional)
+    flags = reply_flags(request.flags, rcode, aa=aa, ra=ra)
+    head = HEADER.pack(request.id, flags, 1, answer, authority, additional + 1 if edns else additional)
     wire = head + request.wire[12 : request.end_of_question] + records
     if edns:
         wire += opt_record(request, rcode)
@@ -224,10 +219,10 @@ def from_message(
 
 def _record_bounds(wire: bytes) -> tuple[int, list[tuple[int, int, int, bool]]]:
     """Offsets of each record after the question: (section, start, end, is_opt)."""
-    _id, _flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+    _id, _flags, qd, an, ns, ar = HEADER.unpack_from(wire)
     end_of_question = skip_question(wire, qd)
     return end_of_question, [
-        (section, start, end, rtype == TYPE_OPT)
+        (section, start, end, rtype == OPT)
         for section, start, rtype, _class, _ttl, _rdata, end in records(wire, end_of_question, an, ns, ar)
     ]
 
@@ -236,7 +231,7 @@ def _has_opt(wire: bytes) -> bool:
     """Whether any record is an OPT record; an unparsable reply counts as having one (it is sent
     as it is)."""
     try:
-        _id, _flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+        _id, _flags, qd, an, ns, ar = HEADER.unpack_from(wire)
         return find_opt(wire, skip_question(wire, qd), 0, an + ns + ar) >= 0
     except (IndexError, ValueError, struct.error):
         return True
@@ -256,8 +251,8 @@ def finish(request: Request, response: Response) -> bytes:
     if request.edns_version >= 0 and response.has_opt is not True:
         # has_opt False: known to have none (cache hits), no need to walk the records
         if response.has_opt is False or not _has_opt(wire):
-            arcount = struct.unpack_from("!H", wire, 10)[0] + 1
-            wire = wire[:10] + struct.pack("!H", arcount) + wire[12:] + opt_record(request, response.rcode)
+            arcount = U16.unpack_from(wire, 10)[0] + 1
+            wire = wire[:10] + U16.pack(arcount) + wire[12:] + opt_record(request, response.rcode)
     if len(wire) > request.size:
         wire = truncate(wire, request.size)
     return wire
@@ -281,7 +276,7 @@ def truncate(wire: bytes, size: int) -> bytes:
             opt = wire[start:end]
             break
         plain.append((section, start, end))
-    flags, qd = struct.unpack_from("!HH", wire, 2)
+    flags, qd = _TWO_U16.unpack_from(wire, 2)
     budget = size - len(opt)
     if end_of_question > budget:
         # Not even the question fits (a tiny buffer): the header alone.
@@ -296,6 +291,30 @@ def truncate(wire: bytes, size: int) -> bytes:
         length += end - start
         kept[section] += 1
     if sum(kept) + (1 if opt else 0) < len(records):
-        flags |= FLAG_TC
-    header = wire[:2] + struct.pack("!HHHHH", flags, qd, kept[0], kept[1], kept[2] + (1 if opt else 0))
+        flags |= TC
+    header = wire[:2] + U16.pack(flags) + COUNTS.pack(qd, kept[0], kept[1], kept[2] + (1 if opt else 0))
     return header + b"".join(parts) + opt
+
+
+def then(
+    result: Any,
+    callback: Callable[[Response], Any],
+    errback: Callable[[Failure], Any] | None = None,
+) -> Any:
+    """Act on what the rest of the chain returned, whichever way it returned it.
+
+    ``result`` is a handler's return value: a ``Response`` (``callback`` runs now, no Deferred is
+    made), a Deferred, or a coroutine (``callback`` runs when it fires). ``errback``, if given,
+    gets the failure of a Deferred or coroutine; a handler that raised did so before there was a
+    result, so ``Handler.serve_next_then`` is the form that catches that too. Returns what
+    ``callback`` returns, now or as a Deferred.
+    """
+    if type(result) is Response:
+        return callback(result)
+    if asyncio.iscoroutine(result):
+        result = ensureDeferred(result)
+    if isinstance(result, Deferred):
+        if errback is None:
+            return result.addCallback(callback)
+        return result.addCallbacks(callback, errback)
+    return callback(result)

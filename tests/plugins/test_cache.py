@@ -32,7 +32,7 @@ from twisted_coredns.plugin import Handler
 from twisted_coredns.plugins.cache.handler import Cache, Settings
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response, reply
-from twisted_coredns.rr import CLASS_IN, QNAME_POINTER, A, encode_rr
+from twisted_coredns.dns import CLASS_IN, QNAME, SOA, A, records
 from twisted_coredns.testing import InProcessServer, SubprocessServer, make_request
 from twisted_coredns.testing.unbound import UnboundServer, unbound_missing
 
@@ -765,8 +765,8 @@ class _Next(Handler):
 
     def __init__(self) -> None:
         soa_rdata = b"\x02ns\xc0\x0c\x0ahostmaster\xc0\x0c" + bytes(20)
-        self.soa = encode_rr(QNAME_POINTER, 6, CLASS_IN, 300, soa_rdata)
-        self.a = [encode_rr(QNAME_POINTER, A, CLASS_IN, 300, bytes((192, 0, 2, i))) for i in range(1, 6)]
+        self.soa = records.rr(QNAME, SOA, 300, soa_rdata)
+        self.a = [records.a(QNAME, 300, f"192.0.2.{i}") for i in range(1, 6)]
 
     def serve(self, request: Request) -> Response:
         if request.name.startswith("nx"):

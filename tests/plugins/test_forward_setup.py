@@ -120,7 +120,7 @@ class CoreDNSRowsTests(_SetupCase):
             " max_idle_conns 3\n source_address ::ffff:127.0.0.2\n}"
         )
         self.assertEqual(f.from_zone, "example.org.")
-        self.assertEqual(f.ignored, ["a.example.org.", "b.example.org."])
+        self.assertEqual(list(f.ignored), ["a.example.org.", "b.example.org."])
         self.assertTrue(f.force_tcp and f.prefer_udp and f.next_on_nodata and f.failfast)
         self.assertEqual((f.max_fails, f.max_connect_attempts, f.max_connect_attempts_set), (5, 7, True))
         self.assertEqual(f.hc_interval, 0.25)

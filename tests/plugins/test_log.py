@@ -30,7 +30,7 @@ from twisted_coredns.plugins.log.replacer import (
 )
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response
-from twisted_coredns.response_type import typify_wire
+from twisted_coredns.dns.classify import typify_wire
 from twisted_coredns.testing import InProcessServer, SubprocessServer, make_query, make_request
 
 from .logerr_support import DATA, LogCapture, answers_registry, load_rows

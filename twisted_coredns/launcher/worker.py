@@ -24,9 +24,9 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from ..clog import PluginLogger
+from ..dns import CLASS_CH, QNAME, records
 from ..request import Request
 from ..response import Response, reply
-from ..rr import CLASS_CH, QNAME_POINTER, TXT, encode_rr
 from ..server.router import ZoneRouter
 from .control import CONTROL_IN, CONTROL_OUT, QuietAMP, Ready, Stop
 
@@ -39,14 +39,6 @@ GRACE = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _txt(*strings: str) -> bytes:
-    out = b""
-    for text in strings:
-        raw = text.encode("ascii")
-        out += bytes([len(raw)]) + raw
-    return out
-
-
 class WorkerRouter(ZoneRouter):
     """The zone router of a worker: counts queries still waiting on a Deferred (so a graceful stop
     knows when they are done), and answers ``worker.multisocket. CH TXT``."""
@@ -54,9 +46,7 @@ class WorkerRouter(ZoneRouter):
     def __init__(self, group: Any, index: int) -> None:
         super().__init__(group)
         self.pending = 0
-        self._identity = encode_rr(
-            QNAME_POINTER, TXT, CLASS_CH, 0, _txt(f"worker={index}", f"pid={os.getpid()}")
-        )
+        self._identity = records.txt(QNAME, 0, f"worker={index}", f"pid={os.getpid()}", rclass=CLASS_CH)
 
     def dispatch(self, request: Request) -> Any:
         if request.qclass == CLASS_CH and request.name == WHOAMI_NAME:

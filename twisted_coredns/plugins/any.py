@@ -9,24 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..dns import ANY, QNAME, records
 from ..plugin import Controller, Handler
 from ..request import Request
 from ..response import reply
-from ..rr import ANY, CLASS_IN, HINFO, QNAME_POINTER, encode_rr
-
-
-def _character_string(text: bytes) -> bytes:
-    return bytes((len(text),)) + text
-
 
 CPU = "ANY obsoleted"
 OS = "See RFC 8482"
 TTL = 8482
 
 # CoreDNS writes class IN whatever the query's class, and leaves AA unset.
-_HINFO = encode_rr(
-    QNAME_POINTER, HINFO, CLASS_IN, TTL, _character_string(CPU.encode()) + _character_string(OS.encode())
-)
+_HINFO = records.hinfo(QNAME, TTL, CPU, OS)
 
 
 class AnyHandler(Handler):

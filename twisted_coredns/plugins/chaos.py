@@ -18,10 +18,10 @@ import socket
 from typing import Any
 
 from .. import __version__
+from ..dns import CLASS_CH, QNAME, TXT, records
 from ..plugin import Controller, Handler
 from ..request import Request
 from ..response import reply
-from ..rr import CLASS_CH, QNAME_POINTER, TXT, encode_rr
 
 DEFAULT_VERSION = f"twisted-coredns-{__version__}"
 """What ``version.bind`` answers without a VERSION argument (CoreDNS answers CoreDNS-<version>)."""
@@ -45,9 +45,10 @@ def _trim(text: str) -> str:
 
 
 def _txt(text: str) -> bytes:
-    """One CH TXT record with a single string, TTL 0, owned by the question name."""
+    """One CH TXT record with a single string (cut to 255 bytes, as CoreDNS's record holds one),
+    TTL 0, owned by the question name."""
     raw = text.encode("utf-8", "surrogateescape")[:255]
-    return encode_rr(QNAME_POINTER, TXT, CLASS_CH, 0, bytes((len(raw),)) + raw)
+    return records.txt(QNAME, 0, raw, rclass=CLASS_CH)
 
 
 class Chaos(Handler):

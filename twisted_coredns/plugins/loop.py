@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -23,12 +22,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from ..dns import CLASS_IN, HINFO, RD, Zones, query_wire
 from ..plugin import Controller, Handler
 from ..request import Request
-from ..rr import name_wire
 from ..strconv import go_quote
 
-TYPE_HINFO = 13
 PROBE_FOR = 30.0
 """Seconds the probe keeps trying after start-up."""
 RETRY_AFTER = 1.0
@@ -119,16 +117,16 @@ class Loop(Handler):
         self.seen = 0
         self.disabled = False
         self.address = ""
-        self._suffix = "." + zone if zone != "." else ""
+        self._zone = Zones([zone])
         self.exchange: Callable[[str, int], Deferred[Any]] = self._udp_exchange
         self.exit: Callable[[int], Any] = _exit_process
         self._deadline = 0.0
 
     def serve(self, request: Request) -> Any:
-        if request.qtype != TYPE_HINFO or self.disabled:
+        if request.qtype != HINFO or self.disabled:
             return self.serve_next(request)
         name = request.name
-        if self._suffix and name != self.zone and not name.endswith(self._suffix):
+        if not self._zone.covers(name):
             return self.serve_next(request)
         if name == self.qname:
             self.seen += 1
@@ -173,8 +171,7 @@ class Loop(Handler):
 
     def query_wire(self) -> bytes:
         """The probe: a plain HINFO query, RD set, no EDNS (miekg's ``SetQuestion``)."""
-        header = struct.pack("!HHHHHH", secrets.randbelow(1 << 16), 0x0100, 1, 0, 0, 0)
-        return header + name_wire(self.qname) + struct.pack("!HH", TYPE_HINFO, 1)
+        return query_wire(self.qname, HINFO, CLASS_IN, qid=secrets.randbelow(1 << 16), flags=RD)
 
     def _udp_exchange(self, host: str, port: int) -> Deferred[bytes]:
         target = host

@@ -9,14 +9,14 @@ every query and each extra call shows in the benchmark.
 from __future__ import annotations
 
 import errno
-import struct
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 
 from ..clog import PluginLogger
-from ..request import FLAG_CD, FLAG_QR, FLAG_RD, MalformedQuery, Request
+from ..dns.header import HEADER, U16, pack_header, reply_flags
+from ..request import MalformedQuery, Request
 from ..response import Response, finish
 from .router import ZoneRouter
 
@@ -24,16 +24,15 @@ _log = PluginLogger()
 # UDP is lossy: a full send buffer, or an ICMP error from an earlier datagram, loses this reply
 # and nothing more (Twisted's Port.write ignores ECONNREFUSED the same way).
 _UDP_DROPPED = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.ECONNREFUSED, errno.EPERM})
-_LENGTH = struct.Struct("!H")
+_LENGTH = U16
 
 
 def reject(data: bytes, error: MalformedQuery) -> bytes:
     """FORMERR or NOTIMP for a packet with a header that is not an acceptable query: the header
-    echoed (ID, opcode, RD, CD) and the question when it parsed, like miekg/dns."""
-    qid, flags = struct.unpack_from("!HH", data)
-    flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | error.rcode
+    echoed as any reply echoes it, and the question when it parsed, like miekg/dns."""
+    qid, flags = HEADER.unpack_from(data)[:2]
     question = error.question or b""
-    return struct.pack("!HHHHHH", qid, flags, 1 if question else 0, 0, 0, 0) + question
+    return pack_header(qid, reply_flags(flags, error.rcode), 1 if question else 0) + question
 
 
 def _unmapped(host: str) -> str:

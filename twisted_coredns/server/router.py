@@ -7,18 +7,17 @@ server keeps serving.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ..config import BlockConfig, ListenGroup
+from ..dns.constants import BADVERS, CLASS_IN, DS, REFUSED, SERVFAIL
+from ..dns.names import parent_of
 from ..request import Request
-from ..response import Response, error_reply
-from ..rr import BADVERS, CLASS_IN, DS, REFUSED, SERVFAIL
+from ..response import Response, error_reply, then
 
 _log = Logger(namespace="coredns")
 
@@ -41,6 +40,9 @@ class ZoneRouter:
         ds = request.qtype == DS
         found: BlockConfig | None = None
         found_zone = "."
+        # A backslash may escape a dot, which is then no label boundary: such names walk up
+        # label by label through parent_of, the rest with a plain find.
+        escaped = "\\" in name
         while name != ".":
             block = table.get(name)
             if block is not None:
@@ -48,7 +50,7 @@ class ZoneRouter:
                     request.zone = name
                     return block
                 found, found_zone = block, name
-            name = name[name.find(".") + 1 :] or "."
+            name = parent_of(name) if escaped else (name[name.find(".") + 1 :] or ".")
         if found is not None:
             request.zone = found_zone
             return found
@@ -72,18 +74,16 @@ class ZoneRouter:
         return self._settle(request, result)
 
     def _settle(self, request: Request, result: Any) -> Response | Deferred[Response]:
-        if isinstance(result, Response):
-            return result
-        result = _as_deferred(result)
-        if isinstance(result, Deferred):
-            d: Deferred[Response] = result.addCallback(self._check, request)
-            d.addErrback(lambda f: self._crashed(request, f))
-            return d
-        return self._crashed(
-            request, Failure(TypeError(f"handler returned {type(result).__name__}, not a Response"))
-        )
+        try:
+            out = then(result, self._check)
+        except Exception:
+            return self._crashed(request, Failure())
+        if isinstance(out, Deferred):
+            return out.addErrback(lambda f: self._crashed(request, f))
+        return out
 
-    def _check(self, result: Any, request: Request) -> Response:
+    @staticmethod
+    def _check(result: Any) -> Response:
         if isinstance(result, Response):
             return result
         raise TypeError(f"handler returned {type(result).__name__}, not a Response")
@@ -99,22 +99,3 @@ class ZoneRouter:
             level=LogLevel.error,
         )
         return error_reply(request, SERVFAIL, failure.value)
-
-
-def then(result: Any, callback: Callable[[Response], Any]) -> Any:
-    """Apply ``callback`` to a handler's result now if it is a Response, or when it arrives.
-
-    This is how a wrapping plugin (log, cache, errors) observes the rest of the chain without
-    paying for a Deferred on the synchronous path.
-    """
-    if type(result) is Response:
-        return callback(result)
-    result = _as_deferred(result)
-    if isinstance(result, Deferred):
-        return result.addCallback(callback)
-    return callback(result)
-
-
-def _as_deferred(result: Any) -> Any:
-    """An ``async def serve`` returned a coroutine: run it as a Deferred. Anything else as is."""
-    return ensureDeferred(result) if asyncio.iscoroutine(result) else result

@@ -1,11 +1,11 @@
 """The cache handler: CoreDNS's plugin/cache ServeDNS, on wire bytes.
 
 A hit is answered synchronously from stored bytes (see ``storage.Entry.reply``). A miss passes the
-query on and watches the reply with ``router.then``: its TTLs are capped (every TTL of the reply set
-to the time it will be cached, as CoreDNS does, so the client sees no jump between the first and the
-next answer), the AD bit is cleared for clients that did not ask for DNSSEC, and the reply is kept
-when CoreDNS would keep it. Prefetch and serve_stale refresh through the same chain in the
-background.
+query on and watches the reply with ``Handler.serve_next_then``: its TTLs are capped (every TTL of
+the reply set to the time it will be cached, as CoreDNS does, so the client sees no jump between the
+first and the next answer), the AD bit is cleared for clients that did not ask for DNSSEC, and the
+reply is kept when CoreDNS would keep it. Prefetch and serve_stale refresh through the same chain in
+the background.
 
 Time comes from ``clock.seconds()`` (the reactor given to setup), so tests can move it with a
 ``twisted.internet.task.Clock``.
@@ -22,23 +22,14 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from ...clog import PluginLogger
+from ...dns import AD, CD, EDNS_DO, NOERROR, NXDOMAIN, QR, SERVFAIL, Zones
+from ...dns.classify import DELEGATION, META, NAME_ERROR, NO_DATA, NO_ERROR, OTHER_ERROR, SERVER_ERROR, UPDATE
 from ...plugin import Handler
-from ...request import EDNS_DO, FLAG_AD, FLAG_CD, Request
+from ...request import Request
 from ...response import Response
-from ...response_type import (
-    DELEGATION,
-    META,
-    NAME_ERROR,
-    NO_DATA,
-    NO_ERROR,
-    OTHER_ERROR,
-    SERVER_ERROR,
-    UPDATE,
-)
-from ...server.router import then
 from .metrics import ServerMetrics
 from .storage import Entry, Key, Table
-from .wire import RCODE_NOERROR, RCODE_NXDOMAIN, Malformed, Reply, patch_ttls
+from .wire import Malformed, Reply, patch_ttls
 
 _log = PluginLogger("cache")
 
@@ -48,7 +39,6 @@ MAX_TTL = 3600.0
 MAX_NTTL = 1800.0
 MIN_TTL = 5.0
 
-_REQUEST_SLOTS = Request.__slots__
 
 
 @dataclass
@@ -77,21 +67,12 @@ class Settings:
     keepttl: bool = False
 
 
-def _under(name: str, zones: frozenset[str], suffixes: tuple[str, ...]) -> bool:
-    """Is ``name`` (lower case, fully qualified) one of ``zones`` or below one?"""
-    return "." in zones or name in zones or name.endswith(suffixes)
-
-
-def _zone_set(zones: list[str]) -> tuple[frozenset[str], tuple[str, ...]]:
-    return frozenset(zones), tuple("." + z for z in zones if z != ".")
-
-
 def _matches(info: Reply, request: Request) -> bool:
     """CoreDNS's ``request.Match``: a response with one question, the query's (any case). The
     question is compared as wire bytes, so the stored TTL offsets hold for every client."""
     return (
         info.qdcount == 1
-        and bool(info.flags & 0x8000)
+        and bool(info.flags & QR)
         and info.wire[12 : info.end_of_question].lower() == request.question_wire.lower()
     )
 
@@ -101,33 +82,19 @@ def _clamp(ttl: float, low: float, high: float) -> float:
     return min(max(ttl, low), high)
 
 
-def _clone(request: Request, flags: int) -> Request:
-    """A copy of ``request`` with other header flags (the chain below sees these)."""
-    clone = Request.__new__(Request)
-    for slot in _REQUEST_SLOTS:
-        setattr(clone, slot, getattr(request, slot))
-    clone.flags = flags
-    clone.wire = request.wire[:2] + bytes(((flags >> 8) & 0xFF, flags & 0xFF)) + request.wire[4:]
-    clone._message = None
-    return clone
-
-
 def _authenticated(request: Request) -> Request:
     """The query as CoreDNS passes it on from the cache: with AD set, so that a validating
     upstream says whether the answer is authenticated (AD is hidden again from clients that did
     not ask for it)."""
-    if request.flags & FLAG_AD:
+    if request.flags & AD:
         return request
-    return _clone(request, request.flags | FLAG_AD)
+    return request.replace(flags=request.flags | AD)
 
 
 def _refresh_request(request: Request) -> Request:
     """The query a prefetch sends: AD set, over TCP (no client buffer to fit, as CoreDNS's
     prefetch writer says), with metadata of its own."""
-    clone = _clone(request, request.flags | FLAG_AD)
-    clone.proto = "tcp"
-    clone.metadata = None
-    return clone
+    return request.replace(flags=request.flags | AD, proto="tcp", metadata=None)
 
 
 class Cache(Handler):
@@ -141,10 +108,10 @@ class Cache(Handler):
         self.pcache = Table(settings.pcap)
         self.ncache = Table(settings.ncap)
         self.zones_label = ",".join(settings.zones)
-        self._all_zones = "." in settings.zones
-        self._zones, self._suffixes = _zone_set(settings.zones)
-        self._pexcept = _zone_set(settings.pexcept) if settings.pexcept else None
-        self._nexcept = _zone_set(settings.nexcept) if settings.nexcept else None
+        self._zones = Zones(settings.zones)
+        self._all_zones = "." in self._zones.zones
+        self._pexcept = Zones(settings.pexcept)
+        self._nexcept = Zones(settings.nexcept)
         self._metrics: dict[str, ServerMetrics] = {}
         # read on every query: kept as plain attributes
         self._prefetch_amount = settings.prefetch
@@ -161,7 +128,7 @@ class Cache(Handler):
 
     def serve(self, request: Request) -> Any:
         name = request.name
-        if not self._all_zones and not _under(name, self._zones, self._suffixes):
+        if not self._all_zones and not self._zones.covers(name):
             return self.serve_next(request)
         m = self._metrics.get(request.server) or self._metrics_for(request.server)
         now = self.clock.seconds()
@@ -169,13 +136,14 @@ class Cache(Handler):
             name,
             request.qtype,
             request.qclass,
-            (request.edns_flags & EDNS_DO) | (request.flags & FLAG_CD),
+            (request.edns_flags & EDNS_DO) | (request.flags & CD),
         )
         m.requests.inc()
         entry = self._lookup(key, now, m)
         if entry is None:
-            result = self.serve_next(_authenticated(request))
-            return then(result, lambda resp: self._write(request, key, resp, m)[0])
+            return self.serve_next_then(
+                _authenticated(request), lambda resp: self._write(request, key, resp, m)[0]
+            )
         ttl = entry.ttl(now)
         if ttl <= 0:
             return self._stale(request, key, entry, ttl, now, m)
@@ -199,7 +167,7 @@ class Cache(Handler):
                     return p
         entry = self.ncache.get(key)
         if entry is not None and self._usable(entry, now):
-            if entry.rcode == 2:
+            if entry.rcode == SERVFAIL:
                 p = self.pcache.get(key)
                 if p is not None and self._usable(p, now):
                     m.hits_success.inc()
@@ -245,8 +213,8 @@ class Cache(Handler):
             duration = _clamp(info.minimal_ttl(kind, s.pttl), s.minpttl, s.pttl)
         buf = bytearray(wire)
         patch_ttls(buf, info.ttl_offsets, int(duration))
-        if not (request.edns_flags & EDNS_DO) and not (request.flags & FLAG_AD):
-            buf[3] &= 0xDF
+        if not (request.edns_flags & EDNS_DO) and not (request.flags & AD):
+            buf[3] &= ~AD & 0xFF
         entry = None
         if duration > 0 and info.cacheable(kind) and info.opt_is_last:
             if _matches(info, request):
@@ -269,7 +237,7 @@ class Cache(Handler):
     ) -> Entry | None:
         s = self.settings
         if kind in (NO_ERROR, DELEGATION):
-            if self._pexcept is not None and _under(info.qname, *self._pexcept):
+            if self._pexcept.covers(info.qname):
                 return None
             entry = self._entry(info, buf, duration, s.prefer_positive and info.answers_question())
             if s.prefer_positive and not entry.answering:
@@ -282,7 +250,7 @@ class Cache(Handler):
                 self.ncache.remove(key)
             return entry
         if kind in (NAME_ERROR, NO_DATA, SERVER_ERROR):
-            if self._nexcept is not None and _under(info.qname, *self._nexcept):
+            if self._nexcept.covers(info.qname):
                 return None
             entry = self._entry(info, buf, duration, False)
             if self.ncache.add(key, entry):
@@ -322,7 +290,7 @@ class Cache(Handler):
             request.name,
             request.qtype,
             request.qclass,
-            (request.edns_flags & EDNS_DO) | (request.flags & FLAG_CD),
+            (request.edns_flags & EDNS_DO) | (request.flags & CD),
         )
 
         def done(response: Response) -> None:
@@ -351,8 +319,9 @@ class Cache(Handler):
             failed()
 
         try:
-            result = then(self.serve_next(request), done)
+            result = self.serve_next_then(request, done, on_failure)
         except Exception:
+            # ``done`` itself failed on a synchronous reply: logged the same way.
             on_failure(Failure())
             return
         if isinstance(result, Deferred):
@@ -399,7 +368,7 @@ class Cache(Handler):
             usable = info.cache_type() == NO_ERROR and info.answers_question()
             out, entry = self._write(request, key, response, m, prefetch or not usable, info)
             return (True, out, entry) if usable else (False, None, None)
-        if info.typify() in (OTHER_ERROR, META, UPDATE) or info.rcode not in (RCODE_NOERROR, RCODE_NXDOMAIN):
+        if info.typify() in (OTHER_ERROR, META, UPDATE) or info.rcode not in (NOERROR, NXDOMAIN):
             return False, None, None
         out, entry = self._write(request, key, response, m, prefetch, info)
         return True, out, entry
@@ -425,7 +394,7 @@ class Cache(Handler):
                 return self._stale_reply(request, entry, m)
 
             try:
-                result = then(self.serve_next(_authenticated(request)), after)
+                result = self.serve_next_then(_authenticated(request), after, failed)
             except Exception:
                 return failed(Failure())
             if isinstance(result, Deferred):

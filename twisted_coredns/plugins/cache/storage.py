@@ -12,26 +12,18 @@ that fill up unevenly, and an eviction order tests can rely on.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
+from ...dns import AA, AD, EDNS_DO, QR, RA, RCODE_MASK, reply_flags
+from ...dns.header import HEADER
 from ...response import Response
 from .wire import patch_ttls
 
 if TYPE_CHECKING:
     from ...request import Request
 
-_HEADER = struct.Struct("!HHHHHH")
-
 SHARDS = 256
 MIN_SHARD_SIZE = 4
-
-_FLAG_QR = 0x8000
-_FLAG_AA = 0x0400
-_FLAG_RA = 0x0080
-_FLAG_AD = 0x0020
-_ECHOED = 0x7800 | 0x0100 | 0x0010  # opcode, RD, CD: what miekg's SetReply copies from the query
-_EDNS_DO = 0x8000
 
 Key = tuple[str, int, int, int]
 """(lower-cased qname, qtype, qclass, DO|CD bits of the query)."""
@@ -65,7 +57,7 @@ class Entry:
         offsets: tuple[int, ...],
         counts: tuple[int, int, int],
         rcode: int,
-        reply_flags: int,
+        flags: int,
         orig_ttl: int,
         stored: float,
         answering: bool = False,
@@ -75,8 +67,8 @@ class Entry:
         self.an, self.ns, self.ar = counts
         self.rcode = rcode
         # RA as the reply had it; AD kept apart, as it is only shown to clients that want DNSSEC
-        self.flags = _FLAG_QR | _FLAG_AA | (reply_flags & _FLAG_RA) | (rcode & 0x0F)
-        self.ad = bool(reply_flags & _FLAG_AD)
+        self.flags = QR | AA | (flags & RA) | (rcode & RCODE_MASK)
+        self.ad = bool(flags & AD)
         self.orig_ttl = orig_ttl
         self.stored = stored
         self.answering = answering
@@ -96,10 +88,10 @@ class Entry:
         AA set (CoreDNS always sets it on cached replies), every TTL ``ttl``."""
         buf = bytearray(request.wire[: request.end_of_question])
         buf += self.body
-        flags = self.flags | (request.flags & _ECHOED)
-        if self.ad and (request.edns_flags & _EDNS_DO or request.flags & _FLAG_AD):
-            flags |= _FLAG_AD
-        _HEADER.pack_into(buf, 0, request.id, flags, 1, self.an, self.ns, self.ar)
+        flags = self.flags | reply_flags(request.flags)
+        if self.ad and (request.edns_flags & EDNS_DO or request.flags & AD):
+            flags |= AD
+        HEADER.pack_into(buf, 0, request.id, flags, 1, self.an, self.ns, self.ar)
         if ttl < 0:
             ttl = 0
         patch_ttls(buf, self.offsets, ttl)

@@ -9,10 +9,10 @@ cache's own ``key``/``answersQuestion`` look at, without building a dnspython me
 
 from __future__ import annotations
 
-import struct
 import time
 
-from ...response_type import (
+from ...dns import ANY, CLASS_ANY, CNAME, NOERROR, NS, OPT, QR, RRSIG, SOA, TC, WireError, read_name
+from ...dns.classify import (
     META,
     NAME_ERROR,
     NO_DATA,
@@ -22,22 +22,8 @@ from ...response_type import (
     signatures_expired,
     typify,
 )
-from ...wire import TYPE_OPT, WireError, records
-
-_HEADER = struct.Struct("!HHHHHH")
-_U32 = struct.Struct("!I")
-
-TYPE_NS = 2
-TYPE_CNAME = 5
-TYPE_SOA = 6
-TYPE_RRSIG = 46
-TYPE_ANY = 255
-CLASS_ANY = 255
-
-RCODE_NOERROR = 0
-RCODE_NXDOMAIN = 3
-
-FLAG_TC = 0x0200
+from ...dns.header import HEADER, TYPE_CLASS, U32
+from ...dns.wire import records
 
 MINIMAL_DEFAULT_TTL = 5
 _SIG_FIXED = 18
@@ -48,39 +34,9 @@ Malformed = WireError
 
 
 def _read_name(wire: bytes, off: int) -> tuple[str, int]:
-    """A possibly compressed name, lower-cased, as text with a trailing dot; and the offset after
-    it in the record (not after the pointer's target)."""
-    labels: list[str] = []
-    end = -1
-    hops = 0
-    length = len(wire)
-    while True:
-        if off >= length:
-            raise Malformed("name runs past the end")
-        n = wire[off]
-        if n == 0:
-            if end < 0:
-                end = off + 1
-            break
-        if n & 0xC0 == 0xC0:
-            if off + 1 >= length:
-                raise Malformed("pointer runs past the end")
-            if end < 0:
-                end = off + 2
-            hops += 1
-            if hops > 126:
-                raise Malformed("compression loop")
-            off = ((n & 0x3F) << 8) | wire[off + 1]
-            continue
-        if n & 0xC0:
-            raise Malformed("unknown label type")
-        off += 1
-        if off + n > length:
-            raise Malformed("label runs past the end")
-        # latin-1 keeps every byte distinct; names are compared, never shown
-        labels.append(wire[off : off + n].decode("latin-1").lower())
-        off += n
-    return (".".join(labels) + ".") if labels else ".", end
+    """A possibly compressed name, lower-cased, as text; and the offset after it in the record."""
+    name, end = read_name(wire, off)
+    return name.lower(), end
 
 
 class Reply:
@@ -113,7 +69,7 @@ class Reply:
         if len(wire) < 12:
             raise Malformed("shorter than a header")
         self.wire = wire
-        _id, flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+        _id, flags, qd, an, ns, ar = HEADER.unpack_from(wire)
         self.flags = flags
         self.qdcount = qd
         self.qname = ""
@@ -127,7 +83,7 @@ class Reply:
                 raise Malformed("question truncated")
             if i == 0:
                 self.qname = name
-                self.qtype, self.qclass = struct.unpack_from("!HH", wire, off)
+                self.qtype, self.qclass = TYPE_CLASS.unpack_from(wire, off)
             off += 4
         self.end_of_question = off
         self.ttl_offsets: list[int] = []
@@ -144,7 +100,7 @@ class Reply:
         plain_ar = 0
         sigs: list[int] = []
         for section, start, rtype, rclass, ttl_at, rdata, end in records(wire, off, an, ns, ar):
-            if rtype == TYPE_OPT:
+            if rtype == OPT:
                 if self.opt_start >= 0:
                     raise Malformed("two OPT records")
                 self.opt_start, self.opt_end = start, end
@@ -152,20 +108,20 @@ class Reply:
                 self.opt_do = bool(wire[ttl_at + 2] & 0x80)
                 continue
             self.ttl_offsets.append(ttl_at)
-            ttl = _U32.unpack_from(wire, ttl_at)[0]
+            ttl = U32.unpack_from(wire, ttl_at)[0]
             if self.min_ttl is None or ttl < self.min_ttl:
                 self.min_ttl = ttl
             if section == 0:
-                target = _read_name(wire, rdata)[0] if rtype == TYPE_CNAME else ""
+                target = _read_name(wire, rdata)[0] if rtype == CNAME else ""
                 self.answer.append((_read_name(wire, start)[0], rtype, rclass, target))
             elif section == 1:
-                if rtype == TYPE_SOA:
+                if rtype == SOA:
                     self.has_soa = True
-                elif rtype == TYPE_NS:
+                elif rtype == NS:
                     self.ns_records += 1
             else:
                 plain_ar += 1
-            if rtype == TYPE_RRSIG and end - rdata >= _SIG_FIXED:
+            if rtype == RRSIG and end - rdata >= _SIG_FIXED:
                 sigs.append(rdata)
         self.ancount = an
         self.nscount = ns
@@ -180,7 +136,7 @@ class Reply:
 
     @property
     def truncated(self) -> bool:
-        return bool(self.flags & FLAG_TC)
+        return bool(self.flags & TC)
 
     @property
     def opt_is_last(self) -> bool:
@@ -227,12 +183,12 @@ class Reply:
 
     def matches(self, name: str, qtype: int) -> bool:
         """``request.Match``: one question, QR set, same name (any case) and type."""
-        return self.qdcount == 1 and bool(self.flags & 0x8000) and self.qname == name and self.qtype == qtype
+        return self.qdcount == 1 and bool(self.flags & QR) and self.qname == name and self.qtype == qtype
 
     # -- does the answer answer? -----------------------------------------------------------------
 
     def answers_question(self) -> bool:
-        if self.rcode != RCODE_NOERROR or not self.qdcount or not self.answer:
+        if self.rcode != NOERROR or not self.qdcount or not self.answer:
             return False
         return _answer_has_type(self.answer, self.qname, self.qtype, self.qclass)
 
@@ -247,7 +203,7 @@ def _class_matches(rclass: int, qclass: int) -> bool:
 def _cname_target(answer: list[tuple[str, int, int, str]], owner: str, qclass: int) -> tuple[str, bool]:
     target = ""
     for rowner, rtype, rclass, rtarget in answer:
-        if rtype != TYPE_CNAME or rowner != owner or not _class_matches(rclass, qclass):
+        if rtype != CNAME or rowner != owner or not _class_matches(rclass, qclass):
             continue
         if target and target != rtarget:
             return "", False
@@ -256,9 +212,9 @@ def _cname_target(answer: list[tuple[str, int, int, str]], owner: str, qclass: i
 
 
 def _answer_has_type(answer: list[tuple[str, int, int, str]], name: str, qtype: int, qclass: int) -> bool:
-    if qtype == TYPE_ANY:
+    if qtype == ANY:
         return any(owner == name and _class_matches(rclass, qclass) for owner, _t, rclass, _c in answer)
-    if qtype == TYPE_CNAME:
+    if qtype == CNAME:
         target, ok = _cname_target(answer, name, qclass)
         return ok and target != ""
     seen: set[str] = set()
@@ -280,6 +236,6 @@ def _answer_has_type(answer: list[tuple[str, int, int, str]], name: str, qtype: 
 
 def patch_ttls(buf: bytearray, offsets: list[int] | tuple[int, ...], ttl: int) -> None:
     """Write ``ttl`` into every TTL field of ``buf``."""
-    pack = _U32.pack_into
+    pack = U32.pack_into
     for o in offsets:
         pack(buf, o, ttl)

@@ -9,23 +9,20 @@ the plugin was set up with, so tests can drive them with a ``Clock``.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from twisted.python.failure import Failure
 
 from ...clog import PluginLogger
+from ...dns import SERVFAIL
 from ...duration import format_duration
 from ...goregexp import GoRegexp
 from ...plugin import Handler
 from ...request import Request
 from ...response import Response
-from ...server.router import then
 
 __all__ = ["ErrorHandler", "Pattern"]
-
-_SERVFAIL = 2
 
 
 class Pattern:
@@ -77,18 +74,9 @@ class ErrorHandler(Handler):
     # -- serving ---------------------------------------------------------------------------------
 
     def serve(self, request: Request) -> Any:
-        try:
-            result = self.serve_next(request)
-        except Exception as exc:
-            return self._crashed(request, exc, traceback.format_exc())
-        if type(result) is Response:
-            if result.error is not None:
-                self.report(request, result.rcode, result.error)
-            return result
-        out = then(result, lambda response: self._check(request, response))
-        if hasattr(out, "addErrback"):
-            out.addErrback(self._failed, request)
-        return out
+        return self.serve_next_then(
+            request, lambda response: self._check(request, response), lambda f: self._failed(f, request)
+        )
 
     def _check(self, request: Request, response: Any) -> Any:
         if isinstance(response, Response) and response.error is not None:
@@ -102,8 +90,8 @@ class ErrorHandler(Handler):
 
     def _crashed(self, request: Request, exc: BaseException, stack: str) -> Response:
         # A raised exception is the handler's error; the query gets SERVFAIL.
-        self.report(request, _SERVFAIL, exc, stack if self.stacktrace else "")
-        return Response.not_written(_SERVFAIL, exc, self.name)
+        self.report(request, SERVFAIL, exc, stack if self.stacktrace else "")
+        return Response.not_written(SERVFAIL, exc, self.name)
 
     # -- logging and consolidation -------------------------------------------------------------
 

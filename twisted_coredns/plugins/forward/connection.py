@@ -24,10 +24,11 @@ from twisted.internet.protocol import ClientFactory
 from twisted.names import dns as tdns
 from twisted.python.failure import Failure
 
+from ...dns.header import U16
+
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IConnector
 
-_ID = struct.Struct("!H")
 _CLOSED = "use of closed network connection"
 
 
@@ -115,7 +116,7 @@ class _Relay:
         d: Deferred[bytes] = Deferred()
         # Registered before the write: a refused UDP write reports synchronously.
         self.liveMessages[qid] = (d, self._reactor.callLater(timeout, self._timed_out, qid))
-        self._send(_ID.pack(qid) + wire[2:])
+        self._send(U16.pack(qid) + wire[2:])
         return d
 
     def _deliver(self, data: bytes) -> None:

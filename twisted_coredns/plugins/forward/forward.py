@@ -14,16 +14,16 @@ to this question, its rcode, TC, an empty answer) read the header and the questi
 from __future__ import annotations
 
 import random
-import struct
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from ...dns import FORMERR, NOERROR, QR, RCODE_MASK, REFUSED, SERVFAIL, TC, Zones, is_subdomain, skip_name
+from ...dns.header import COUNTS, U16
 from ...plugin import Handler
-from ...request import FLAG_TC, Request
+from ...request import Request
 from ...response import Response, error_reply
-from ...rr import FORMERR, REFUSED, SERVFAIL
 from . import metrics
 from .connection import CachedClosed, UpstreamError
 
@@ -35,7 +35,6 @@ DEFAULT_TIMEOUT = 5.0
 """CoreDNS's ``defaultTimeout``: how long one query may go on trying upstreams."""
 CONNECT_ATTEMPTS_PER_UPSTREAM = 2
 
-_COUNTS = struct.Struct("!HHHH")
 
 
 class NoHealthy(UpstreamError):
@@ -43,36 +42,21 @@ class NoHealthy(UpstreamError):
         super().__init__("no healthy proxies")
 
 
-def _is_subdomain(parent: str, child: str) -> bool:
-    # both lower case and fully qualified
-    return parent == "." or child == parent or child.endswith("." + parent)
-
-
-def _question_end(wire: bytes) -> int:
-    off = 12
-    n = len(wire)
-    while off < n:
-        length = wire[off]
-        if length == 0:
-            return off + 5
-        if length & 0xC0:
-            return off + 6
-        off += length + 1
-    return n
-
-
 def empty_truncated(wire: bytes) -> bytes:
     """A UDP reply larger than the buffer we read it into: the header and question only, TC set
     (what CoreDNS's ``truncateResponse`` leaves)."""
-    end = min(_question_end(wire), len(wire))
-    flags = ((wire[2] << 8) | wire[3]) | FLAG_TC
+    try:
+        end = min(skip_name(wire, 12) + 4, len(wire))
+    except ValueError:
+        end = len(wire)
+    flags = U16.unpack_from(wire, 2)[0] | TC
     qd = 1 if end > 12 else 0
-    return wire[:2] + struct.pack("!HHHHH", flags, qd, 0, 0, 0) + wire[12:end]
+    return wire[:2] + U16.pack(flags) + COUNTS.pack(qd, 0, 0, 0) + wire[12:end]
 
 
 def matches(request: Request, reply: bytes) -> bool:
     """CoreDNS's ``Request.Match``: a response with exactly our question (name in any case)."""
-    if len(reply) < 12 or not reply[2] & 0x80 or reply[4] != 0 or reply[5] != 1:
+    if len(reply) < 12 or not reply[2] & (QR >> 8) or reply[4] != 0 or reply[5] != 1:
         return False
     q = request.wire[12 : request.end_of_question]
     got = reply[12 : 12 + len(q)]
@@ -89,7 +73,7 @@ class Forward(Handler):
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.from_zone = "."
-        self.ignored: list[str] = []
+        self.ignored = Zones(())
         self.proxies: list[Proxy] = []
         self.policy: Policy[Proxy] | None = None
         self.hc_interval = 0.5
@@ -139,11 +123,11 @@ class Forward(Handler):
     # -- serving -------------------------------------------------------------------------------
 
     def match(self, name: str) -> bool:
-        if not _is_subdomain(self.from_zone, name):
+        if not is_subdomain(name, self.from_zone):
             return False
         if name == self.from_zone:
             return True
-        return not any(_is_subdomain(ignored, name) for ignored in self.ignored)
+        return not self.ignored.covers(name)
 
     def serve(self, request: Request) -> Any:
         if not self.match(request.name):
@@ -259,9 +243,9 @@ class _Exchange:
         assert proxy is not None
         if self.proto == "udp" and len(wire) > request.size:
             wire = empty_truncated(wire)
-        rcode = wire[3] & 0x0F
+        rcode = wire[3] & RCODE_MASK
         proxy.observe(rcode, f.reactor.seconds() - self.start)
-        if wire[2] & 0x02 and f.prefer_udp and not self.force_tcp:
+        if wire[2] & (TC >> 8) and f.prefer_udp and not self.force_tcp:
             # Truncated over UDP with prefer_udp: ask the same upstream again over TCP.
             self.force_tcp = True
             return self._send(proxy)
@@ -273,7 +257,8 @@ class _Exchange:
                 return self.run()
         if f.next_rcodes and rcode in f.next_rcodes and isinstance(f.next, Forward):
             return f.serve_next(request)
-        if f.next_on_nodata and rcode == 0 and wire[6] == 0 and wire[7] == 0 and isinstance(f.next, Forward):
+        no_answer = wire[6] == 0 and wire[7] == 0
+        if f.next_on_nodata and rcode == NOERROR and no_answer and isinstance(f.next, Forward):
             return f.serve_next(request)
         return Response(wire, rcode, None, "forward")
 

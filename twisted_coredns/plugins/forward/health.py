@@ -9,14 +9,13 @@ count is above ``max_fails``. At most one probe runs per upstream.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.python.failure import Failure
 
-from ...rr import name_wire
+from ...dns import CLASS_IN, NS, RD, query_wire
 from . import metrics
 
 if TYPE_CHECKING:
@@ -30,8 +29,7 @@ _IDLE, _ACTIVE, _STOPPED = 0, 1, 2
 
 def ping(domain: str, recursion_desired: bool) -> bytes:
     """``domain IN NS``, no EDNS, as miekg's ``SetQuestion`` makes it (the ID is set when sent)."""
-    flags = 0x0100 if recursion_desired else 0
-    return struct.pack("!HHHHHH", 0, flags, 1, 0, 0, 0) + name_wire(domain) + b"\x00\x02\x00\x01"
+    return query_wire(domain, NS, CLASS_IN, flags=RD if recursion_desired else 0)
 
 
 class HealthChecker:

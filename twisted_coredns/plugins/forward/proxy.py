@@ -213,7 +213,7 @@ class Proxy:
         """``coredns_proxy_request_duration_seconds{proxy_name, to, rcode}``."""
         child = self._durations.get(rcode)
         if child is None:
-            from ...rr import rcode_name
+            from ...dns import rcode_name
 
             name = rcode_name(rcode)
             label = name if not name.startswith("RCODE") else str(rcode)

@@ -16,6 +16,7 @@ from ...address import host_zones
 from ...clog import PluginLogger
 from ...corefile.errors import CorefileError
 from ...corefile.model import Directive
+from ...dns import Zones
 from ...duration import format_duration, parse_duration_ns
 from ...plugin import Controller
 from ...strconv import atoi, go_quote, parse_uint
@@ -112,8 +113,7 @@ def _parse_block(c: Controller, prop: Directive, f: Forward, o: _Options) -> Non
     if name == "except":
         if not prop.args:
             raise c.arg_error(prop.token)
-        for tok in prop.args:
-            f.ignored.extend(host_zones(tok.text))
+        f.ignored = Zones([*f.ignored, *(z for tok in prop.args for z in host_zones(tok.text))])
     elif name == "max_fails":
         f.max_fails = parse_uint(_one_arg(c, prop), 32)
     elif name == "max_connect_attempts":

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...clog import PluginLogger
+from ...dns import AAAA, PTR, SERVFAIL, A, Zones
 from ...metrics import gauge
 from ...plugin import Handler
 from ...request import Request
 from ...response import Response, reply_records
-from ...rr import AAAA, PTR, SERVFAIL, A
-from .hostsfile import HostsMap, Index, match_zone, parse
+from .hostsfile import HostsMap, Index, parse
 
 log = PluginLogger("hosts")
 
@@ -50,16 +50,17 @@ class Hosts(Handler):
     ) -> None:
         self.path = path
         self.origins = list(origins)
+        self._zones = Zones(origins)
         self.ttl = ttl
         self.auto_reverse = auto_reverse
         self.reload = reload
         self.fall = list(fall)
+        self._fall = Zones(fall)
         self.fall_unsupported = fall_unsupported
-        self.inline = parse(inline, self.origins, auto_reverse) if inline else HostsMap()
+        self.inline = parse(inline, self._zones, auto_reverse) if inline else HostsMap()
         self.file = HostsMap()
         # (mtime in ns, size) of the file as last parsed: an unchanged file is not parsed again.
         self._stamp: tuple[int, int] | None = None
-        self._all_zones = "." in self.origins
         self.index = Index(self.file, self.inline, ttl)
 
     # -- loading -------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ class Hosts(Handler):
                 data = f.read()
         except OSError:
             return
-        self.file = parse(data.decode("utf-8", "replace"), self.origins, self.auto_reverse)
+        self.file = parse(data.decode("utf-8", "replace"), self._zones, self.auto_reverse)
         log.debug(f"Parsed hosts file into {len(self.file)} entries")
         self._stamp = stamp
         self.index = Index(self.file, self.inline, self.ttl)
@@ -86,7 +87,7 @@ class Hosts(Handler):
     # -- serving -------------------------------------------------------------------------------
 
     def _falls_through(self, name: str) -> bool:
-        return bool(self.fall) and bool(match_zone(self.fall, name))
+        return self._fall.covers(name)
 
     def serve(self, request: Request) -> Any:
         name = request.name
@@ -98,7 +99,7 @@ class Hosts(Handler):
             if ptr is None:
                 return self.serve_next(request)
             return reply_records(request, ptr[0], ptr[1], aa=True, plugin="hosts")
-        if not self._all_zones and not match_zone(self.origins, name):
+        if not self._zones.covers(name):
             return self.serve_next(request)
         found = index.lookup(name)
         if found is None:

@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ...rr import AAAA, CLASS_IN, PTR, QNAME_POINTER, A, encode_rr, name_wire
+from ...dns import AAAA, PTR, QNAME, A, Zones, name_wire, normalize, records
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -30,33 +30,6 @@ def parse_ip(text: str) -> Address | None:
         return None
 
 
-def is_subdomain(parent: str, child: str) -> bool:
-    """Both names lower case and fully qualified."""
-    return parent == "." or child == parent or child.endswith("." + parent)
-
-
-def match_zone(zones: Sequence[str], name: str) -> str:
-    """CoreDNS's ``plugin.Zones.Matches``: the longest zone ``name`` is in, or ""."""
-    best = ""
-    for zone in zones:
-        if len(zone) > len(best) and is_subdomain(zone, name):
-            best = zone
-    return best
-
-
-def normalize_name(text: str) -> str:
-    """CoreDNS's ``plugin.Name.Normalize``: fully qualified, lower case."""
-    if not _is_fqdn(text):
-        text += "."
-    return text.lower()
-
-
-def _is_fqdn(text: str) -> bool:
-    # miekg's IsFqdn: a trailing dot that is not itself escaped by an odd run of backslashes.
-    if not text.endswith("."):
-        return False
-    backslashes = len(text) - 1 - len(text[:-1].rstrip("\\"))
-    return backslashes % 2 == 0
 
 
 def wildcard_pattern(name: str) -> str:
@@ -97,8 +70,9 @@ class HostsMap:
         return sum(len(v) for m in maps for v in m.values()) + sum(len(v) for v in self.addr.values())
 
 
-def parse(text: str, origins: Sequence[str], auto_reverse: bool = True) -> HostsMap:
+def parse(text: str, origins: Zones | Sequence[str], auto_reverse: bool = True) -> HostsMap:
     """Parse hosts text into a ``HostsMap``, keeping only names inside ``origins``."""
+    zones = origins if isinstance(origins, Zones) else Zones(origins)
     hmap = HostsMap()
     for raw in text.split("\n"):
         line = raw.partition("#")[0]
@@ -114,8 +88,11 @@ def parse(text: str, origins: Sequence[str], auto_reverse: bool = True) -> Hosts
         v4 = isinstance(ip, ipaddress.IPv4Address)
         packed = ip.packed
         for field_ in fields[1:]:
-            name = normalize_name(field_)
-            if not match_zone(origins, name):
+            try:
+                name = normalize(field_)
+            except ValueError:
+                continue  # not a name a query can ask for (an empty label, over 255 octets)
+            if not zones.covers(name):
                 continue
             if _is_wildcard(name):
                 (hmap.wild4 if v4 else hmap.wild6).setdefault(name, []).append(packed)
@@ -133,7 +110,7 @@ _NONE: Records = (b"", 0)
 
 
 def _encode(rtype: int, ttl: int, rdatas: Iterable[bytes]) -> Records:
-    parts = [encode_rr(QNAME_POINTER, rtype, CLASS_IN, ttl, r) for r in rdatas]
+    parts = [records.rr(QNAME, rtype, ttl, r) for r in rdatas]
     return b"".join(parts), len(parts)
 
 
@@ -190,7 +167,7 @@ class Index:
             for target in targets:
                 try:
                     rdatas.append(name_wire(target))
-                except Exception:
+                except ValueError:
                     # A name no DNS message can carry (a label over 63 octets): nothing to answer.
                     continue
             if rdatas:

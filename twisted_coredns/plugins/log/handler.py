@@ -1,7 +1,7 @@
 """The log plugin's handler: one INFO line per query, after the rest of the chain has answered.
 
 The line is formatted only for queries a rule logs, from the reply the chain returned; a chain that
-answers synchronously is observed without a Deferred (``server.router.then``). When nothing was
+answers synchronously is observed without a Deferred (``Handler.serve_next_then``). When nothing was
 written (CoreDNS's SERVFAIL/REFUSED/FORMERR/NOTIMP "not written" results, or a handler that raised),
 the line shows the bare error reply CoreDNS would have made for it.
 """
@@ -13,37 +13,18 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from ...clog import PluginLogger
+from ...dns import FORMERR, NOTIMP, REFUSED, SERVFAIL, is_subdomain, normalize, reply_flags
+from ...dns.classify import ALL, OTHER_ERROR, classify, typify_rcode_only, typify_wire
 from ...plugin import Handler
-from ...request import FLAG_CD, FLAG_QR, FLAG_RD, Request
+from ...request import Request
 from ...response import Response
-from ...response_type import ALL, OTHER_ERROR, classify, typify_rcode_only, typify_wire
-from ...server.router import then
 from .replacer import Recorded, Replacer
 
 __all__ = ["Logger", "Rule"]
 
-_SERVFAIL = 2
 # plugin.ClientWrite is false for these: the server writes the reply itself, and the log line shows
 # that reply. Any other rcode without a message logs "-" for the rcode and flags.
-_SERVER_WRITES = frozenset({1, 2, 4, 5})
-
-
-def _is_subdomain(scope: str, name: str) -> bool:
-    """CoreDNS's ``plugin.Name(scope).Matches(name)`` for lower-case names: the same name, or a
-    name below it (an escaped dot is part of a label, not a label boundary)."""
-    if name == scope:
-        return True
-    if scope == ".":
-        return True
-    cut = len(name) - len(scope) - 1
-    if cut < 0 or not name.endswith(scope) or name[cut] != ".":
-        return False
-    backslashes = 0
-    i = cut - 1
-    while i >= 0 and name[i] == "\\":
-        backslashes += 1
-        i -= 1
-    return backslashes % 2 == 0
+_SERVER_WRITES = frozenset({FORMERR, SERVFAIL, NOTIMP, REFUSED})
 
 
 class Rule:
@@ -57,14 +38,14 @@ class Rule:
         self.replacer = Replacer(fmt)
         self.log_all = ALL in classes
         self.everything = scope == "."
-        self._scope_lower = scope.lower()
+        self._scope_lower = normalize(scope)
 
     @property
     def format(self) -> str:
         return self.replacer.format
 
     def matches(self, name: str) -> bool:
-        return self.everything or _is_subdomain(self._scope_lower, name)
+        return self.everything or is_subdomain(name, self._scope_lower)
 
     def __repr__(self) -> str:
         return f"Rule({self.scope!r}, {self.format!r}, {sorted(self.classes)})"
@@ -95,19 +76,11 @@ class Logger(Handler):
             rule = self._rule_for(request.name)
             if rule is None:
                 return self.serve_next(request)
-        try:
-            result = self.serve_next(request)
-        except Exception:
-            # A crash is the chain's SERVFAIL: log it, and let the server (or errors) report it.
-            self.observe(rule, request, Response.not_written(_SERVFAIL))
-            raise
-        if type(result) is Response:
-            self.observe(rule, request, result)
-            return result
-        out = then(result, lambda response: self._observed(rule, request, response))
-        if hasattr(out, "addErrback"):
-            out.addErrback(self._failed, rule, request)
-        return out
+        return self.serve_next_then(
+            request,
+            lambda response: self._observed(rule, request, response),
+            lambda failure: self._failed(failure, rule, request),
+        )
 
     def _observed(self, rule: Rule, request: Request, response: Any) -> Any:
         if isinstance(response, Response):
@@ -115,7 +88,8 @@ class Logger(Handler):
         return response
 
     def _failed(self, failure: Failure, rule: Rule, request: Request) -> Failure:
-        self.observe(rule, request, Response.not_written(_SERVFAIL))
+        # A crash is the chain's SERVFAIL: log it, and let the server (or errors) report it.
+        self.observe(rule, request, Response.not_written(SERVFAIL))
         return failure
 
     def observe(self, rule: Rule, request: Request, response: Response) -> None:
@@ -128,10 +102,8 @@ class Logger(Handler):
         if wire is not None:
             recorded = Recorded(response.rcode, (wire[2] << 8) | wire[3], len(wire), request.start)
         elif response.rcode in _SERVER_WRITES:
-            # The reply the server writes for it: the question, QR, opcode, RD and CD copied.
-            flags = FLAG_QR | (request.flags & 0x7800) | (response.rcode & 0xF)
-            if not request.flags & 0x7800:
-                flags |= request.flags & (FLAG_RD | FLAG_CD)
+            # The bare reply the server writes for it: the question, and the flags every reply gets.
+            flags = reply_flags(request.flags, response.rcode)
             recorded = Recorded(response.rcode, flags, request.end_of_question, request.start)
         else:
             recorded = Recorded(None, None, 0, request.start)

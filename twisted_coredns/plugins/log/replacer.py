@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...rr import class_name, type_name
+from ...dns import class_name, type_name
 
 if TYPE_CHECKING:
     from ...request import Request

@@ -11,8 +11,8 @@ first rule whose name matches a query decides whether and how it is logged.
 
 from __future__ import annotations
 
+from ...dns.classify import ALL, class_from_string
 from ...plugin import Controller
-from ...response_type import ALL, class_from_string
 from .handler import Logger, Rule
 from .replacer import DEFAULT_LOG_FORMAT, expand_shortcuts
 

@@ -13,21 +13,24 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from .constants import OPT
+from .header import U16
+from .names import labels_text
+
 __all__ = [
-    "TYPE_OPT",
     "Record",
     "WireError",
     "find_opt",
+    "read_name",
+    "read_qname",
     "records",
     "skip_name",
     "skip_question",
 ]
 
-TYPE_OPT = 41
-
 _TYPE_CLASS_RDLEN = struct.Struct("!HH4xH")  # type, class, (ttl), rdlength
-_U16 = struct.Struct("!H")
 _TYPE_RDLEN = struct.Struct("!H6xH")  # type, (class, ttl), rdlength
+_MAX_POINTERS = 126
 
 Record = tuple[int, int, int, int, int, int, int]
 """``(section, start, type, class, ttl offset, rdata offset, end)`` of one record: section 0 is
@@ -37,6 +40,66 @@ and ``end`` the offset after its data."""
 
 class WireError(ValueError):
     """The bytes do not parse as a DNS message; ``str()`` says where it failed."""
+
+
+def read_qname(wire: bytes, offset: int) -> tuple[str, int]:
+    """The uncompressed name at ``offset`` (a question's: questions are never compressed) as
+    presentation text with a trailing dot, and the offset after it."""
+    labels: list[bytes] = []
+    length = len(wire)
+    start = offset
+    while True:
+        if offset >= length:
+            raise WireError("question name runs past the end of the packet")
+        n = wire[offset]
+        if n == 0:
+            offset += 1
+            break
+        if n & 0xC0:
+            raise WireError("compressed or extended label in the question")
+        end = offset + 1 + n
+        if end > length:
+            raise WireError("question label runs past the end of the packet")
+        labels.append(wire[offset + 1 : end])
+        offset = end
+    if offset - start > 255:
+        raise WireError("question name longer than 255 octets")
+    return labels_text(labels), offset
+
+
+def read_name(wire: bytes, offset: int) -> tuple[str, int]:
+    """The possibly compressed name at ``offset`` as presentation text, and the offset after it
+    in place (after the pointer, not after its target)."""
+    labels: list[bytes] = []
+    end = -1
+    hops = 0
+    length = len(wire)
+    while True:
+        if offset >= length:
+            raise WireError("name runs past the end of the packet")
+        n = wire[offset]
+        if n == 0:
+            if end < 0:
+                end = offset + 1
+            break
+        if n & 0xC0 == 0xC0:
+            if offset + 1 >= length:
+                raise WireError("pointer runs past the end of the packet")
+            if end < 0:
+                end = offset + 2
+            hops += 1
+            if hops > _MAX_POINTERS:
+                raise WireError("compression loop")
+            offset = ((n & 0x3F) << 8) | wire[offset + 1]
+            continue
+        if n & 0xC0:
+            raise WireError("unknown label type")
+        offset += 1
+        if offset + n > length:
+            raise WireError("label runs past the end of the packet")
+        labels.append(wire[offset : offset + n])
+        offset += n
+    return labels_text(labels), end
 
 
 def skip_name(wire: bytes, off: int) -> int:
@@ -90,7 +153,7 @@ def find_opt(wire: bytes, off: int, skip: int, count: int) -> int:
     a ``WireError``. A plain loop rather than ``records``: this runs for every EDNS query.
     """
     length = len(wire)
-    unpack = _U16.unpack_from
+    unpack = U16.unpack_from
     unpack_rr = _TYPE_RDLEN.unpack_from
     for _ in range(skip):
         off = skip_name(wire, off)
@@ -107,7 +170,7 @@ def find_opt(wire: bytes, off: int, skip: int, count: int) -> int:
         off += 10 + rdlen
         if off > length:
             raise WireError("record data truncated")
-        if rtype == TYPE_OPT:
+        if rtype == OPT:
             if found >= 0:
                 raise WireError("more than one OPT record")
             found = start

@@ -2,7 +2,7 @@
 
 The cache decides from the type whether and for how long it keeps a reply; the log plugin filters
 on the class (``class success denial error``) and shows the type as ``log/type``. Both read the
-reply straight from its wire bytes (``twisted_coredns.wire``) and gather the few facts ``typify``
+reply straight from its wire bytes (``twisted_coredns.dns.wire``) and gather the few facts ``typify``
 looks at; the rules themselves live here once.
 
 Types are the strings CoreDNS's ``Type.String()`` prints, so a type is also its own name.
@@ -14,7 +14,21 @@ import struct
 import time
 from collections.abc import Iterable
 
-from .wire import TYPE_OPT, WireError, skip_name, skip_question
+from .constants import (
+    AXFR,
+    IXFR,
+    NOTIMP,
+    NS,
+    NXDOMAIN,
+    OPCODE_NOTIFY,
+    OPCODE_UPDATE,
+    OPT,
+    RRSIG,
+    SERVFAIL,
+    SOA,
+)
+from .header import HEADER, RR_FIXED
+from .wire import WireError, skip_name, skip_question
 
 __all__ = [
     "ALL",
@@ -55,14 +69,7 @@ DENIAL = "denial"
 ERROR = "error"
 CLASSES = (ALL, SUCCESS, DENIAL, ERROR)
 
-_HEADER = struct.Struct("!HHHHHH")
 _SIG_TIMES = struct.Struct("!II")
-_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
-
-_OPCODE_NOTIFY = 4
-_OPCODE_UPDATE = 5
-_IXFR, _AXFR = 251, 252
-_SOA, _NS, _RRSIG = 6, 2, 46
 _YEAR68 = 1 << 31
 _SIG_FIXED = 18
 """An RRSIG's rdata before the signer's name; shorter, miekg cannot unpack it."""
@@ -92,23 +99,23 @@ def typify(
     """``response.Typify`` from what it looks at: the opcode, the question's type (0 without a
     question), the rcode, the number of answers, whether the authority section has an SOA record
     and how many NS records, and whether DO is set and a signature has expired."""
-    if opcode == _OPCODE_UPDATE:
+    if opcode == OPCODE_UPDATE:
         return UPDATE
-    if opcode == _OPCODE_NOTIFY:
+    if opcode == OPCODE_NOTIFY:
         return META
-    if qtype in (_AXFR, _IXFR):
+    if qtype in (AXFR, IXFR):
         return META
     if expired:
         return OTHER_ERROR
     if answers > 0 and rcode == 0:
         return NO_ERROR
-    if answers > 0 and rcode == 3:
+    if answers > 0 and rcode == NXDOMAIN:
         return OTHER_ERROR
     if soa and rcode == 0:
         return NO_DATA
-    if rcode == 3:
+    if rcode == NXDOMAIN:
         return NAME_ERROR
-    if rcode in (2, 4):
+    if rcode in (SERVFAIL, NOTIMP):
         return SERVER_ERROR
     if delegations > 0 and rcode == 0:
         return DELEGATION
@@ -149,11 +156,11 @@ def typify_wire(wire: bytes, qtype: int, rcode: int | None = None, now: float | 
     OTHERERROR, as a missing message is.
     """
     try:
-        _id, flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+        _id, flags, qd, an, ns, ar = HEADER.unpack_from(wire)
     except struct.error:
         return OTHER_ERROR
     opcode = (flags >> 11) & 0xF
-    if opcode in (_OPCODE_UPDATE, _OPCODE_NOTIFY) or qtype in (_AXFR, _IXFR):
+    if opcode in (OPCODE_UPDATE, OPCODE_NOTIFY) or qtype in (AXFR, IXFR):
         return typify_rcode_only(opcode, qtype, 0)
     if rcode is None:
         rcode = flags & 0xF
@@ -171,18 +178,18 @@ def typify_wire(wire: bytes, qtype: int, rcode: int | None = None, now: float | 
         length = len(wire)
         for index in range(authority_end + ar):
             off = skip_name(wire, off)
-            rtype, _cls, ttl, rdlen = _RR_FIXED.unpack_from(wire, off)
+            rtype, _cls, ttl, rdlen = RR_FIXED.unpack_from(wire, off)
             off += 10
-            if rtype == _RRSIG:
+            if rtype == RRSIG:
                 if rdlen >= _SIG_FIXED:
                     signatures.append(off)
             elif index >= an:
                 if index < authority_end:
-                    if rtype == _SOA:
+                    if rtype == SOA:
                         soa = True
-                    elif rtype == _NS:
+                    elif rtype == NS:
                         delegations += 1
-                elif rtype == TYPE_OPT:
+                elif rtype == OPT:
                     do = bool(ttl & 0x8000)
             off += rdlen
             if off > length:

@@ -1,0 +1,58 @@
+"""The 12-byte message header: its struct, and the one rule for a reply's flags.
+
+Every reply this server makes (a plugin's answer, a bare error, the FORMERR to a malformed packet,
+the line the log plugin prints for a reply nobody wrote) takes its flags from ``reply_flags``, so
+they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .constants import AA, CD, OPCODE_MASK, QR, RA, RCODE_MASK, RD, TC
+
+HEADER = struct.Struct("!HHHHHH")
+"""ID, flags, and the four section counts."""
+COUNTS = struct.Struct("!HHHH")
+"""The four section counts (offset 4)."""
+U16 = struct.Struct("!H")
+U32 = struct.Struct("!I")
+TYPE_CLASS = struct.Struct("!HH")
+RR_FIXED = struct.Struct("!HHIH")
+"""A record after its owner name: type, class, TTL, rdata length."""
+
+
+def reply_flags(
+    query_flags: int, rcode: int = 0, *, aa: bool = False, ra: bool = False, tc: bool = False
+) -> int:
+    """The flags of a reply to a query with ``query_flags``: miekg's ``SetReply``, which CoreDNS
+    uses for every reply it makes. QR is set and the opcode copied; RD and CD are copied for a
+    standard query (opcode QUERY) only; the low four bits of ``rcode`` go in the header."""
+    flags = QR | (query_flags & OPCODE_MASK) | (rcode & RCODE_MASK)
+    if not query_flags & OPCODE_MASK:
+        flags |= query_flags & (RD | CD)
+    if aa:
+        flags |= AA
+    if ra:
+        flags |= RA
+    if tc:
+        flags |= TC
+    return flags
+
+
+def opcode(flags: int) -> int:
+    return (flags >> 11) & 0xF
+
+
+def pack_header(qid: int, flags: int, qd: int = 0, an: int = 0, ns: int = 0, ar: int = 0) -> bytes:
+    return HEADER.pack(qid, flags, qd, an, ns, ar)
+
+
+def with_counts(wire: bytes, qd: int, an: int, ns: int, ar: int) -> bytes:
+    """``wire`` with other section counts (the records are not touched)."""
+    return wire[:4] + COUNTS.pack(qd, an, ns, ar) + wire[12:]
+
+
+def with_flags(wire: bytes, flags: int) -> bytes:
+    """``wire`` with other header flags."""
+    return wire[:2] + U16.pack(flags) + wire[4:]

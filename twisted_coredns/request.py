@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .dns.constants import CD, EDNS_DO, RD, class_name, type_name
 from .dns.header import HEADER, TYPE_CLASS, U16
 from .dns.names import name_wire
-from .dns.wire import WireError, find_opt, read_qname
+from .dns.wire import WireError, find_opt, read_name
 
 if TYPE_CHECKING:
     import dns.message
@@ -101,7 +101,7 @@ class Request:
         if qd != 1 or an > 1 or ns > 1 or ar > 2:
             raise MalformedQuery("section counts of a query are out of range")
         try:
-            self.qname, off = read_qname(wire, 12)
+            self.qname, off = read_name(wire, 12, False)
         except WireError as error:
             raise MalformedQuery(str(error)) from None
         if off + 4 > len(wire):

@@ -157,7 +157,7 @@ def reply(
         )
     edns = request.edns_version >= 0
     out = io.BytesIO()
-    out.write(HEADER.pack(request.id, reply_flags(request.flags, rcode, aa=aa, ra=ra), 1, 0, 0, 0))
+    out.write(HEADER.pack(request.id, reply_flags(request.flags, rcode, aa, ra), 1, 0, 0, 0))
     out.write(request.wire[12 : request.end_of_question])
     import dns.name
 
@@ -191,7 +191,7 @@ def reply_records(
     ``reply`` is the general form.
     """
     edns = request.edns_version >= 0
-    flags = reply_flags(request.flags, rcode, aa=aa, ra=ra)
+    flags = reply_flags(request.flags, rcode, aa, ra)
     head = HEADER.pack(request.id, flags, 1, answer, authority, additional + 1 if edns else additional)
     wire = head + request.wire[12 : request.end_of_question] + records
     if edns:

@@ -23,7 +23,7 @@ RR_FIXED = struct.Struct("!HHIH")
 
 
 def reply_flags(
-    query_flags: int, rcode: int = 0, *, aa: bool = False, ra: bool = False, tc: bool = False
+    query_flags: int, rcode: int = 0, aa: bool = False, ra: bool = False, tc: bool = False
 ) -> int:
     """The flags of a reply to a query with ``query_flags``: miekg's ``SetReply``, which CoreDNS
     uses for every reply it makes. QR is set and the opcode copied; RD and CD are copied for a

@@ -9,7 +9,6 @@ boundary between labels (``a\\.b.example.org.`` has three labels and is not belo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -20,13 +19,11 @@ __all__ = [
     "Zones",
     "is_subdomain",
     "label_text",
-    "labels_text",
     "name_wire",
     "normalize",
     "parent_of",
 ]
 
-_PLAIN_NAME = re.compile(rb"[A-Za-z0-9_*/-]+(?:\.[A-Za-z0-9_*/-]+)*").fullmatch
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/")
 _ESCAPED = frozenset(b'."\\();@$')
 
@@ -46,18 +43,6 @@ def label_text(raw: bytes) -> str:
     return "".join(out)
 
 
-def labels_text(labels: list[bytes]) -> str:
-    """A name from its wire labels (root label excluded): ``example.org.``, or ``.``."""
-    if not labels:
-        return "."
-    joined = b".".join(labels)
-    # The shortcut is only right when every dot in the joined text is one the join put there: a
-    # label holding a dot (or any byte that needs an escape) takes the label-by-label path.
-    if joined.count(b".") == len(labels) - 1 and _PLAIN_NAME(joined) is not None:
-        return joined.decode("ascii") + "."
-    return ".".join(label_text(raw) for raw in labels) + "."
-
-
 @lru_cache(maxsize=4096)
 def name_wire(name: str) -> bytes:
     """The uncompressed wire form of a presentation-format name (relative names are taken as
@@ -74,8 +59,6 @@ def normalize(name: str) -> str:
     this server writes names (``A\\046B.Example`` is ``a\\.b.example.``)."""
     if not name or name == ".":
         return "."
-    if _PLAIN_NAME(name.rstrip(".").encode("ascii", "replace")) is not None and not name.endswith(".."):
-        return (name if name.endswith(".") else name + ".").lower()
     try:
         text = dns.name.from_text(name).to_text()
     except dns.exception.DNSException as exc:

@@ -10,12 +10,13 @@ length or a compression pointer, a record whose fixed part or data runs past the
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 
 from .constants import OPT
 from .header import U16
-from .names import labels_text
+from .names import label_text
 
 __all__ = [
     "Record",
@@ -31,6 +32,7 @@ __all__ = [
 _TYPE_CLASS_RDLEN = struct.Struct("!HH4xH")  # type, class, (ttl), rdlength
 _TYPE_RDLEN = struct.Struct("!H6xH")  # type, (class, ttl), rdlength
 _MAX_POINTERS = 126
+_PLAIN_NAME = re.compile(rb"[A-Za-z0-9_*/-]+(?:\.[A-Za-z0-9_*/-]+)*").fullmatch
 
 Record = tuple[int, int, int, int, int, int, int]
 """``(section, start, type, class, ttl offset, rdata offset, end)`` of one record: section 0 is
@@ -42,64 +44,54 @@ class WireError(ValueError):
     """The bytes do not parse as a DNS message; ``str()`` says where it failed."""
 
 
-def read_qname(wire: bytes, offset: int) -> tuple[str, int]:
-    """The uncompressed name at ``offset`` (a question's: questions are never compressed) as
-    presentation text with a trailing dot, and the offset after it."""
+def read_name(wire: bytes, offset: int, compressed: bool = True) -> tuple[str, int]:
+    """The name at ``offset`` as presentation text with a trailing dot, and the offset after it in
+    place (after a pointer, not after its target). With ``compressed`` False a pointer is an error,
+    as it is in a question. This reads every query's question: keep the loop lean."""
     labels: list[bytes] = []
     length = len(wire)
-    start = offset
-    while True:
-        if offset >= length:
-            raise WireError("question name runs past the end of the packet")
-        n = wire[offset]
-        if n == 0:
-            offset += 1
-            break
-        if n & 0xC0:
-            raise WireError("compressed or extended label in the question")
-        end = offset + 1 + n
-        if end > length:
-            raise WireError("question label runs past the end of the packet")
-        labels.append(wire[offset + 1 : end])
-        offset = end
-    if offset - start > 255:
-        raise WireError("question name longer than 255 octets")
-    return labels_text(labels), offset
-
-
-def read_name(wire: bytes, offset: int) -> tuple[str, int]:
-    """The possibly compressed name at ``offset`` as presentation text, and the offset after it
-    in place (after the pointer, not after its target)."""
-    labels: list[bytes] = []
-    end = -1
+    end = 0  # where the name ends in place, once a pointer is followed (no name ends at 0)
     hops = 0
-    length = len(wire)
     while True:
         if offset >= length:
             raise WireError("name runs past the end of the packet")
         n = wire[offset]
         if n == 0:
-            if end < 0:
-                end = offset + 1
+            offset += 1
             break
-        if n & 0xC0 == 0xC0:
+        if n & 0xC0:
+            if not compressed:
+                raise WireError("compressed or extended label in the question")
+            if n & 0xC0 != 0xC0:
+                raise WireError("unknown label type")
             if offset + 1 >= length:
                 raise WireError("pointer runs past the end of the packet")
-            if end < 0:
+            if not end:
                 end = offset + 2
             hops += 1
             if hops > _MAX_POINTERS:
                 raise WireError("compression loop")
             offset = ((n & 0x3F) << 8) | wire[offset + 1]
             continue
-        if n & 0xC0:
-            raise WireError("unknown label type")
-        offset += 1
-        if offset + n > length:
+        start = offset + 1
+        offset = start + n
+        if offset > length:
             raise WireError("label runs past the end of the packet")
-        labels.append(wire[offset : offset + n])
-        offset += n
-    return labels_text(labels), end
+        labels.append(wire[start:offset])
+    joined = b".".join(labels)
+    if len(joined) > 253:
+        raise WireError("name longer than 255 octets")
+    # The shortcut is only right when every dot in the joined text is one the join put there: a
+    # label holding a dot (or any byte that needs an escape) takes the label-by-label path, and so
+    # does the root (no labels at all).
+    if joined.count(b".") == len(labels) - 1 and _PLAIN_NAME(joined) is not None:
+        return joined.decode("ascii") + ".", end or offset
+    return ".".join(label_text(raw) for raw in labels) + ".", end or offset
+
+
+def read_qname(wire: bytes, offset: int) -> tuple[str, int]:
+    """The question's name at ``offset`` (never compressed), as ``read_name`` reads it."""
+    return read_name(wire, offset, False)
 
 
 def skip_name(wire: bytes, off: int) -> int:

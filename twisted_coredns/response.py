@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
-from .dns.constants import EDNS_DO, OPT, QR, SERVFAIL, TC
-from .dns.header import COUNTS, HEADER, U16, reply_flags
+from .dns.constants import EDNS_DO, OPT, QR, RCODE_MASK, SERVFAIL, TC
+from .dns.header import COUNTS, HEADER, U16, flags_of, reply_flags
 from .dns.wire import find_opt, records, skip_question
 from .request import Request
 
@@ -52,7 +52,7 @@ class Response:
     ) -> None:
         self.wire = wire
         if rcode is None:
-            rcode = wire[3] & 0x0F if wire is not None and len(wire) >= 4 else SERVFAIL
+            rcode = wire[3] & RCODE_MASK if wire is not None and len(wire) >= 4 else SERVFAIL
         self.rcode = rcode
         self.error = error
         self.plugin = plugin
@@ -67,7 +67,7 @@ class Response:
     def flags(self) -> int:
         if self.wire is None or len(self.wire) < 4:
             return QR
-        return (self.wire[2] << 8) | self.wire[3]
+        return flags_of(self.wire)
 
     @property
     def size(self) -> int:

@@ -79,7 +79,7 @@ from .constants import (
     type_name,
     type_value,
 )
-from .header import HEADER, opcode, reply_flags
+from .header import HEADER, flags_of, is_response, opcode, reply_flags
 from .names import Zones, ancestry, is_subdomain, name_wire, normalize, parent_of
 from .query import query_wire
 from .records import QNAME
@@ -152,6 +152,8 @@ __all__ = [
     "class_name",
     "class_value",
     "classify",
+    "flags_of",
+    "is_response",
     "is_subdomain",
     "name_wire",
     "normalize",

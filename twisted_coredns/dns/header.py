@@ -40,6 +40,16 @@ def reply_flags(
     return flags
 
 
+def flags_of(wire: bytes) -> int:
+    """The header flags of a message (at least 4 bytes)."""
+    return (wire[2] << 8) | wire[3]
+
+
+def is_response(wire: bytes) -> bool:
+    """Whether a message of at least a header's length has QR set."""
+    return bool(wire[2] & (QR >> 8))
+
+
 def opcode(flags: int) -> int:
     return (flags >> 11) & 0xF
 

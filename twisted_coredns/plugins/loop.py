@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from ..dns import CLASS_IN, HINFO, RD, Zones, query_wire
+from ..dns import CLASS_IN, HINFO, RD, Zones, is_response, query_wire
 from ..plugin import Controller, Handler
 from ..request import Request
 from ..strconv import go_quote
@@ -69,7 +69,7 @@ class _Exchange(DatagramProtocol):
         transport.write(self.query, (self.host, self.port))
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        if len(data) >= 12 and data[:2] == self.query[:2] and data[2] & 0x80 and not self.done.called:
+        if len(data) >= 12 and data[:2] == self.query[:2] and is_response(data) and not self.done.called:
             self.done.callback(data)
 
 

@@ -15,6 +15,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 
 from ..clog import PluginLogger
+from ..dns.constants import QR
 from ..dns.header import HEADER, U16, pack_header, reply_flags
 from ..request import MalformedQuery, Request
 from ..response import Response, finish
@@ -25,6 +26,8 @@ _log = PluginLogger()
 # and nothing more (Twisted's Port.write ignores ECONNREFUSED the same way).
 _UDP_DROPPED = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.ECONNREFUSED, errno.EPERM})
 _LENGTH = U16
+_QR_BIT = QR >> 8
+"""QR in the header's third byte: checked inline, before anything is parsed, for every packet."""
 
 
 def reject(data: bytes, error: MalformedQuery) -> bytes:
@@ -74,7 +77,7 @@ class DNSDatagramProtocol(DatagramProtocol):
             self._send_failed(exc, data, addr)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        if len(data) < 12 or data[2] & 0x80:
+        if len(data) < 12 or data[2] & _QR_BIT:
             return  # too short for a header, or a response: silence (no reflection loops)
         remote = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
         try:
@@ -131,7 +134,7 @@ class DNSStreamProtocol(Protocol, TimeoutMixin):
         self._buffer = buf[off:]
 
     def _message(self, data: bytes) -> None:
-        if len(data) < 12 or data[2] & 0x80:
+        if len(data) < 12 or data[2] & _QR_BIT:
             return
         try:
             request = Request(data, self.remote, "tcp", self.local, self.router.address)

@@ -4,9 +4,15 @@
   server.start()``); it listens on 127.0.0.1 on a free port.
 - ``SubprocessServer``: ``twisted-coredns`` as a child process, for integration tests from plain
   pytest or anywhere else; its output is kept for assertions on log lines.
+- ``DNSClient``: a client on the reactor, for tests that ``await`` (pytest-twisted): raw wire
+  bytes in and out (``exchange``) or dnspython messages (``query``), over UDP or TCP.
 - ``query`` / ``query_in_thread``: dnspython over UDP or TCP (the latter from a thread, so a
   server in this reactor keeps serving while the client waits).
 - ``make_request``: a ``Request`` for a handler unit test, no socket at all.
+- ``run_setup`` / ``setup_error`` / ``SetupResult``: one directive's setup from Corefile text,
+  CoreDNS's ``caddy.NewTestController``; nothing listens.
+- ``twisted_coredns.testing.fixtures``: the pytest fixtures (``coredns_server``, ``dns_client``,
+  ``coredns``) for a plugin's conftest: ``pytest_plugins = ["twisted_coredns.testing.fixtures"]``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import dns.rdatatype
 from ..instance import Instance, build
 from ..registry import Registry
 from ..request import Request
+from .client import DNSClient, DNSTimeoutError
+from .setup import SetupResult, run_setup, setup_error
 
 LOOPBACK = "127.0.0.1"
 
@@ -257,7 +265,10 @@ def run_cli(args: list[str], *, cwd: str | os.PathLike[str] | None = None, timeo
 
 __all__ = [
     "LOOPBACK",
+    "DNSClient",
+    "DNSTimeoutError",
     "InProcessServer",
+    "SetupResult",
     "SubprocessServer",
     "free_port",
     "make_query",
@@ -265,6 +276,8 @@ __all__ = [
     "query",
     "query_in_thread",
     "run_cli",
+    "run_setup",
+    "setup_error",
 ]
 
 

@@ -19,7 +19,19 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from ...dns import FORMERR, NOERROR, QR, RCODE_MASK, REFUSED, SERVFAIL, TC, Zones, is_subdomain, skip_name
+from ...dns import (
+    FORMERR,
+    NOERROR,
+    RCODE_MASK,
+    REFUSED,
+    SERVFAIL,
+    TC,
+    Zones,
+    flags_of,
+    is_response,
+    is_subdomain,
+    skip_name,
+)
 from ...dns.header import COUNTS, U16
 from ...plugin import Handler
 from ...request import Request
@@ -49,14 +61,14 @@ def empty_truncated(wire: bytes) -> bytes:
         end = min(skip_name(wire, 12) + 4, len(wire))
     except ValueError:
         end = len(wire)
-    flags = U16.unpack_from(wire, 2)[0] | TC
+    flags = flags_of(wire) | TC
     qd = 1 if end > 12 else 0
     return wire[:2] + U16.pack(flags) + COUNTS.pack(qd, 0, 0, 0) + wire[12:end]
 
 
 def matches(request: Request, reply: bytes) -> bool:
     """CoreDNS's ``Request.Match``: a response with exactly our question (name in any case)."""
-    if len(reply) < 12 or not reply[2] & (QR >> 8) or reply[4] != 0 or reply[5] != 1:
+    if len(reply) < 12 or not is_response(reply) or reply[4] != 0 or reply[5] != 1:
         return False
     q = request.wire[12 : request.end_of_question]
     got = reply[12 : 12 + len(q)]
@@ -245,7 +257,7 @@ class _Exchange:
             wire = empty_truncated(wire)
         rcode = wire[3] & RCODE_MASK
         proxy.observe(rcode, f.reactor.seconds() - self.start)
-        if wire[2] & (TC >> 8) and f.prefer_udp and not self.force_tcp:
+        if flags_of(wire) & TC and f.prefer_udp and not self.force_tcp:
             # Truncated over UDP with prefer_udp: ask the same upstream again over TCP.
             self.force_tcp = True
             return self._send(proxy)

@@ -13,7 +13,7 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from ...clog import PluginLogger
-from ...dns import FORMERR, NOTIMP, REFUSED, SERVFAIL, is_subdomain, normalize, reply_flags
+from ...dns import FORMERR, NOTIMP, REFUSED, SERVFAIL, flags_of, is_subdomain, normalize, reply_flags
 from ...dns.classify import ALL, OTHER_ERROR, classify, typify_rcode_only, typify_wire
 from ...plugin import Handler
 from ...request import Request
@@ -100,7 +100,7 @@ class Logger(Handler):
             return
         wire = response.wire
         if wire is not None:
-            recorded = Recorded(response.rcode, (wire[2] << 8) | wire[3], len(wire), request.start)
+            recorded = Recorded(response.rcode, flags_of(wire), len(wire), request.start)
         elif response.rcode in _SERVER_WRITES:
             # The bare reply the server writes for it: the question, and the flags every reply gets.
             flags = reply_flags(request.flags, response.rcode)

@@ -4,7 +4,6 @@ events these plugins emit."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +95,6 @@ def answers_registry() -> Registry:
     reg = Registry(list(default_registry()))
     reg.add(Plugin("answers", _setup_answers, before="whoami"), "tests")
     return reg
-
-
-def load_rows(name: str) -> list[dict[str, Any]]:
-    data = json.loads((DATA / name).read_text(encoding="utf-8"))
-    assert "coredns/coredns @4b26cce" in data["source"]
-    return list(data["rows"])
 
 
 class LogCapture:

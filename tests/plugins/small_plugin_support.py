@@ -1,11 +1,11 @@
-"""Shared pieces of the tests of the small plugins (whoami, debug, root, bind, chaos, any): the
-setup rows ported from CoreDNS's setup tests, the README example Corefiles, and a log capture in
-CoreDNS's output shape."""
+"""Shared pieces of the tests of the small plugins (whoami, debug, root, bind, chaos, any): where
+their data lives (the setup rows ported from CoreDNS's setup tests are in setup_cases.json, run by
+``twisted_coredns.testing.setup.check_setup_rows``), the README example Corefiles, and a log
+capture in CoreDNS's output shape."""
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,31 +14,14 @@ from typing import Any, cast
 from twisted.logger import ILogObserver, globalLogPublisher
 
 from twisted_coredns.clog import CoreDNSObserver
-from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import Instance, build
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def setup_rows(plugin: str) -> list[dict[str, Any]]:
-    """The rows of tests/data/setup_cases.json for ``plugin`` (from CoreDNS's setup tests)."""
-    rows = json.loads((DATA / "setup_cases.json").read_text(encoding="utf-8"))[plugin]
-    assert rows, f"no setup rows for {plugin}"
-    return list(rows)
-
-
 def build_block(body: str, **kw: Any) -> Instance:
     """``body`` inside a root server block, as CoreDNS's test controller sees a plugin's input."""
     return build(". {\n" + body + "\n}", **kw)
-
-
-def setup_error(body: str, **kw: Any) -> CorefileError | None:
-    """The error ``build`` raises for ``body`` in a root block, or None when it sets up."""
-    try:
-        build_block(body, **kw)
-    except CorefileError as exc:
-        return exc
-    return None
 
 
 def readme_corefiles(prefix: str) -> list[Path]:

@@ -12,8 +12,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows, setup_error
 
-from .small_plugin_support import readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, readme_corefiles
 
 
 class AnyServerTests(unittest.TestCase):
@@ -71,9 +72,8 @@ class AnyAloneTests(unittest.TestCase):
 
 class AnySetupTests(unittest.SynchronousTestCase):
     def test_coredns_setup_rows(self) -> None:
-        for row in setup_rows("any"):
-            err = setup_error(row["input"])
-            self.assertEqual(err is not None, row["expect_error"], f"{row['input']!r}: {err}")
+        rows = load_setup_rows(DATA / "setup_cases.json", "any")
+        check_setup_rows(self, rows, error_prefix="plugin/any: ")
 
     def test_error_messages(self) -> None:
         for body, message in [
@@ -83,7 +83,7 @@ class AnySetupTests(unittest.SynchronousTestCase):
             ("any { foo }",
              "plugin/any: Corefile:2 - Error during parsing: Unexpected token '{', expecting argument"),
         ]:
-            self.assertEqual(str(setup_error(body)), message, body)
+            self.assertEqual(setup_error(body), message, body)
 
 
 class AnyReadmeTests(unittest.TestCase):

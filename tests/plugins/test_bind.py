@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import dns.rcode
@@ -17,8 +18,9 @@ from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import build
 from twisted_coredns.plugins import bind
 from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, setup_error
 
-from .small_plugin_support import build_block, captured_log, readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, build_block, captured_log, readme_corefiles
 
 # What plugin/bind/setup_test.go expects for each row it accepts (it assumes Linux's lo).
 _EXPECTED = {
@@ -58,11 +60,12 @@ def _hosts(body: str) -> list[str]:
 class BindSetupTests(unittest.SynchronousTestCase):
     def test_coredns_setup_rows(self) -> None:
         _require_lo()
-        for row in setup_rows("bind"):
-            err = setup_error(row["input"])
-            self.assertEqual(err is not None, row["expect_error"], f"{row['input']!r}: {err}")
-            if err is None:
-                self.assertEqual(_hosts(row["input"]), _EXPECTED[row["input"]], row["input"])
+
+        def listen_hosts(row: Mapping[str, Any], result: SetupResult) -> None:
+            self.assertEqual(result.config.listen_hosts, _EXPECTED[row["input"]], row["input"])
+
+        rows = load_setup_rows(DATA / "setup_cases.json", "bind")
+        check_setup_rows(self, rows, check=listen_hosts, error_prefix="plugin/bind: ")
 
     def test_lines_add_up_and_except_belongs_to_its_line(self) -> None:
         _require_lo()
@@ -92,7 +95,7 @@ class BindSetupTests(unittest.SynchronousTestCase):
              "at least one address or interface must be given to except subdirective"),
             ("bind 127.0.0.1 {\nexcept ::1 {\n}\n}", 'invalid option "{"'),
         ]:
-            self.assertEqual(str(setup_error(body)), "plugin/bind: " + message, repr(body))
+            self.assertEqual(setup_error(body), "plugin/bind: " + message, repr(body))
 
     def test_interface_list_failure_is_a_warning(self) -> None:
         def broken() -> dict[str, list[str]]:

@@ -26,13 +26,13 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from twisted_coredns import metrics
+from twisted_coredns.dns import CLASS_IN, QNAME, SOA, A, records
 from twisted_coredns.instance import build
 from twisted_coredns.interfaces import IHandler
 from twisted_coredns.plugin import Handler
 from twisted_coredns.plugins.cache.handler import Cache, Settings
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response, reply
-from twisted_coredns.dns import CLASS_IN, QNAME, SOA, A, records
 from twisted_coredns.testing import InProcessServer, SubprocessServer, make_request
 from twisted_coredns.testing.unbound import UnboundServer, unbound_missing
 

@@ -6,7 +6,6 @@ coredns/coredns @4b26cce, Apache-2.0 (plugin/cache/setup_test.go).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,6 +14,7 @@ from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import build
 from twisted_coredns.plugins.cache.handler import Cache, Settings
 from twisted_coredns.plugins.cache.storage import table_size
+from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
 DATA = Path(__file__).parent.parent / "data"
 ARG_ERROR = (
@@ -43,22 +43,10 @@ def _block(lines: str) -> str:
 
 class CoreDNSSetupTableTests(SynchronousTestCase):
     def test_rows(self) -> None:
-        table = json.loads((DATA / "cache_setup_cases.json").read_text())
-        self.assertIn("coredns/coredns @4b26cce, Apache-2.0", table["source"])
-        self.assertEqual(len(table["rows"]), 19)
-        for row in table["rows"]:
-            try:
-                build(f". {{\n{row['input']}\n}}\n", "Corefile", dns_port=0)
-                failed = None
-            except CorefileError as exc:
-                failed = str(exc)
-            if row["expect_error"]:
-                self.assertIsNotNone(failed, f"row {row['input']!r} should fail")
-                self.assertTrue(
-                    failed and failed.startswith("plugin/cache: "), f"row {row['input']!r}: {failed}"
-                )
-            else:
-                self.assertIsNone(failed, f"row {row['input']!r} failed: {failed}")
+        source = "coredns/coredns @4b26cce, Apache-2.0"
+        rows = load_setup_rows(DATA / "cache_setup_cases.json", source_contains=source)
+        self.assertEqual(len(rows), 19)
+        check_setup_rows(self, rows, error_prefix="plugin/cache: ")
 
     def test_values(self) -> None:
         # (input, ncap, pcap, nttl, minnttl, pttl, minpttl, prefetch) as in TestSetup

@@ -15,8 +15,9 @@ from twisted.trial import unittest
 from twisted_coredns import __version__
 from twisted_coredns.plugins import chaos
 from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows, setup_error
 
-from .small_plugin_support import build_block, readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, build_block, readme_corefiles
 
 
 def _texts(r: Any) -> list[str]:
@@ -130,9 +131,8 @@ class ChaosSetupTests(unittest.SynchronousTestCase):
         return handler.version, handler.authors
 
     def test_coredns_setup_rows(self) -> None:
-        for row in setup_rows("chaos"):
-            err = setup_error(row["input"])
-            self.assertEqual(err is not None, row["expect_error"], f"{row['input']!r}: {err}")
+        rows = load_setup_rows(DATA / "setup_cases.json", "chaos")
+        check_setup_rows(self, rows, error_prefix="plugin/chaos: ")
 
     def test_arguments(self) -> None:
         long = "v" * 300
@@ -150,7 +150,7 @@ class ChaosSetupTests(unittest.SynchronousTestCase):
 
     def test_error_messages(self) -> None:
         self.assertEqual(
-            str(setup_error("chaos v2 {\n\t\t\t\tunknown\n\t\t\t}")),
+            setup_error("chaos v2 {\n\t\t\t\tunknown\n\t\t\t}"),
             "plugin/chaos: Corefile:3 - Error during parsing: unknown property 'unknown'",
         )
 

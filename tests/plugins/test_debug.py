@@ -4,6 +4,7 @@ debug runs; the server still answers SERVFAIL for a crashing handler and keeps s
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ from twisted.trial import unittest
 from twisted_coredns import clog
 from twisted_coredns.plugins.debug import hexdump, log_hexdump
 from twisted_coredns.testing import InProcessServer, SubprocessServer
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, setup_error
 
 from ..helpers import test_registry
-from .small_plugin_support import build_block, captured_log, readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, build_block, captured_log, readme_corefiles
 
 
 def _keep_debug_flag(case: unittest.SynchronousTestCase) -> None:
@@ -27,11 +29,11 @@ def _keep_debug_flag(case: unittest.SynchronousTestCase) -> None:
 
 class DebugSetupTests(unittest.SynchronousTestCase):
     def test_coredns_setup_rows(self) -> None:
-        for row in setup_rows("debug"):
-            err = setup_error(row["input"])
-            self.assertEqual(err is not None, row["expect_error"], f"{row['input']!r}: {err}")
-            if err is None:
-                self.assertTrue(build_block(row["input"]).blocks[0].debug, row["input"])
+        def debug_on(row: Mapping[str, Any], result: SetupResult) -> None:
+            self.assertTrue(result.config.debug, row["input"])
+
+        rows = load_setup_rows(DATA / "setup_cases.json", "debug")
+        check_setup_rows(self, rows, check=debug_on, error_prefix="plugin/debug: ")
 
     def test_error_messages(self) -> None:
         for body, message in [
@@ -44,7 +46,7 @@ class DebugSetupTests(unittest.SynchronousTestCase):
              "plugin/debug: Corefile:3 - Error during parsing: Wrong argument count or unexpected line "
              "ending after 'on'"),
         ]:
-            self.assertEqual(str(setup_error(body)), message, body)
+            self.assertEqual(setup_error(body), message, body)
 
     def test_setup_alone_does_not_switch_debug_on(self) -> None:
         _keep_debug_flag(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 import dns.rcode
@@ -19,8 +20,9 @@ from twisted_coredns.goregexp import GoRegexpError, compile_go
 from twisted_coredns.instance import build
 from twisted_coredns.plugins.errors.handler import ErrorHandler
 from twisted_coredns.testing import InProcessServer, SubprocessServer
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
-from .logerr_support import DATA, FAILED_ERROR, TIMEOUT_ERROR, LogCapture, answers_registry, load_rows
+from .logerr_support import DATA, FAILED_ERROR, TIMEOUT_ERROR, LogCapture, answers_registry
 
 
 def _handler(instance: Any) -> ErrorHandler:
@@ -36,24 +38,20 @@ def _handler(instance: Any) -> ErrorHandler:
 class SetupTests(SynchronousTestCase):
     def test_coredns_rows(self) -> None:
         """CoreDNS's TestErrorsParse and TestShowFirstOption rows."""
-        rows = load_rows("errors_setup_cases.json")
+        rows = load_setup_rows(DATA / "errors_setup_cases.json", source_contains="coredns/coredns @4b26cce")
         self.assertEqual(len(rows), 31)
-        for row in rows:
-            text = row["input"]
-            try:
-                instance = build(". {\n" + text + "\n}\n")
-            except CorefileError as exc:
-                self.assertTrue(row["expect_error"], f"{text!r} failed: {exc}")
-                self.assertTrue(str(exc).startswith("plugin/errors: "), f"{text!r}: {exc}")
-                continue
-            self.assertFalse(row["expect_error"], f"{text!r} should fail")
+
+        def parsed(row: Mapping[str, Any], result: SetupResult) -> None:
+            text, instance = row["input"], result.instance
             handler = _handler(instance)
             self.assertEqual(len(handler.patterns), row["patterns"], text)
             self.assertEqual(handler.stacktrace, row["stacktrace"], text)
-            self.assertEqual(bool(instance.blocks[0].settings.get("stacktrace")), row["stacktrace"], text)
+            self.assertEqual(bool(result.config.settings.get("stacktrace")), row["stacktrace"], text)
             if "level" in row:
                 self.assertEqual(handler.patterns[0].level, row["level"], text)
                 self.assertEqual(handler.patterns[0].show_first, row["show_first"], text)
+
+        check_setup_rows(self, rows, check=parsed, error_prefix="plugin/errors: ")
 
     def test_error_texts(self) -> None:
         p = "plugin/errors: Corefile:"

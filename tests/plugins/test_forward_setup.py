@@ -3,8 +3,8 @@ Corefiles. Nothing here sends a packet: setup only reads the Corefile (and tempo
 
 from __future__ import annotations
 
-import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from twisted_coredns.instance import Instance, build
 from twisted_coredns.plugins.forward import addresses
 from twisted_coredns.plugins.forward.forward import Forward
 from twisted_coredns.plugins.forward.policy import Random, RoundRobin, Sequential
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
 DATA = Path(__file__).parent.parent / "data" / "forward"
 
@@ -57,7 +58,6 @@ class CoreDNSRowsTests(_SetupCase):
     """The forward rows of CoreDNS's setup_test.go (tests/data/forward/setup_cases.json)."""
 
     def test_rows(self) -> None:
-        doc = json.loads((DATA / "setup_cases.json").read_text(encoding="utf-8"))
         files = {
             "resolv": self.file("resolv.conf", "nameserver 10.10.255.252\nnameserver 10.10.255.253"),
             "resolv_ipv6": self.file(
@@ -66,23 +66,22 @@ class CoreDNSRowsTests(_SetupCase):
             "empty_resolv": self.file("empty.conf", "# nameserver 1.1.1.1\n# nameserver 1.0.0.1"),
             "null_resolv": self.file("null.conf", ""),
         }
-        checked = 0
-        for row in doc["rows"]:
-            if row.get("kind") == "behaviour":
-                continue  # served by test_forward.FailoverRowsTests
-            text = row["input"]
+        # The behaviour rows are served by test_forward.NextAndFailoverTests.
+        rows = [
+            row
+            for row in load_setup_rows(DATA / "setup_cases.json", source_contains="coredns/coredns @4b26cce")
+            if row.get("kind") != "behaviour"
+        ]
+
+        def filled(row: Mapping[str, Any]) -> str:
+            text = str(row["input"])
             for key, path in files.items():
                 text = text.replace("{" + key + "}", path)
-            where = f"row {row['row']} ({row['test_func']}): {text!r}"
-            try:
-                inst = self.instance(text)
-            except CorefileError as exc:
-                self.assertTrue(row["expect_error"], f"{where}: unexpected error {exc}")
-                self.assertIn(row["error_contains"], str(exc), where)
-                checked += 1
-                continue
-            self.assertFalse(row["expect_error"], f"{where}: no error")
-            f = inst.blocks[0].handlers[0]
+            return text
+
+        def proxies(row: Mapping[str, Any], result: SetupResult) -> None:
+            where = f"row {row['row']} ({row['test_func']})"
+            f = result.config.handlers[0]
             assert isinstance(f, Forward)
             if row.get("upstreams"):
                 self.assertEqual(
@@ -90,7 +89,10 @@ class CoreDNSRowsTests(_SetupCase):
                 )
             if row.get("server_name"):
                 self.assertEqual(f.proxies[0].tls._hostname, row["server_name"], where)
-            checked += 1
+
+        checked = check_setup_rows(
+            self, rows, text=filled, check=proxies, env={}, error_prefix="plugin/forward: "
+        )
         self.assertEqual(checked, 29)
 
     def test_defaults(self) -> None:

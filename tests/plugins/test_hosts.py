@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from twisted_coredns.instance import build
 from twisted_coredns.plugins.hosts.handler import Hosts
 from twisted_coredns.plugins.hosts.hostsfile import parse, wildcard_pattern
 from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
-from .logerr_support import DATA, LogCapture, load_rows
+from .logerr_support import DATA, LogCapture
 
 HOSTS = """\
 # a comment line
@@ -98,18 +100,12 @@ class HostsSetupTests(SynchronousTestCase):
         self.assertEqual(str(caught.exception), want, body)
 
     def test_coredns_rows(self) -> None:
-        rows = load_rows("hosts_setup_cases.json")
+        rows = load_setup_rows(DATA / "hosts_setup_cases.json", source_contains="coredns/coredns @4b26cce")
         self.assertEqual(len(rows), 14)
         LogCapture(self, "hosts")  # keeps the missing-file warnings out of the test output
-        for row in rows:
-            text = row["input"]
-            try:
-                handler = self.build_one(text)
-            except CorefileError as exc:
-                self.assertTrue(row["expect_error"], f"{text!r} failed: {exc}")
-                self.assertTrue(str(exc).startswith("plugin/hosts: "), f"{text!r}: {exc}")
-                continue
-            self.assertFalse(row["expect_error"], f"{text!r} should fail")
+
+        def parsed(row: Mapping[str, Any], result: SetupResult) -> None:
+            text, handler = row["input"], _handler(result.instance)
             words = text.split()
             want_path = words[1] if len(words) > 1 and words[1] != "{" else "/etc/hosts"
             self.assertEqual(handler.path, want_path, text)
@@ -119,6 +115,8 @@ class HostsSetupTests(SynchronousTestCase):
             if "10.0.0.1 example.org" in text:
                 self.assertEqual(list(handler.inline.addr.values()), [["example.org."]], text)
                 self.assertEqual(handler.fall, ["."] if "fallthrough" in text else [], text)
+
+        check_setup_rows(self, rows, check=parsed, error_prefix="plugin/hosts: ")
 
     def test_defaults(self) -> None:
         handler = self.build_one("hosts")

@@ -4,6 +4,7 @@ lines real servers print for real queries."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import dns.flags
@@ -15,6 +16,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from twisted_coredns.corefile import CorefileError
+from twisted_coredns.dns.classify import typify_wire
 from twisted_coredns.instance import build
 from twisted_coredns.plugins.log.handler import Logger
 from twisted_coredns.plugins.log.replacer import (
@@ -30,10 +32,10 @@ from twisted_coredns.plugins.log.replacer import (
 )
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response
-from twisted_coredns.dns.classify import typify_wire
 from twisted_coredns.testing import InProcessServer, SubprocessServer, make_query, make_request
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
-from .logerr_support import DATA, LogCapture, answers_registry, load_rows
+from .logerr_support import DATA, LogCapture, answers_registry
 
 FORMATS = {"{common}": COMMON_LOG_FORMAT, "{combined}": COMBINED_LOG_FORMAT}
 DURATION = r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?s"  # Go's 'f', -1 form: never an exponent, no trailing 0
@@ -58,20 +60,17 @@ def _logger(instance: Any) -> Logger:
 class SetupTests(SynchronousTestCase):
     def test_coredns_rows(self) -> None:
         """CoreDNS's TestLogParse: every row errs or not as in CoreDNS, with the same rules."""
-        rows = load_rows("log_setup_cases.json")
+        rows = load_setup_rows(DATA / "log_setup_cases.json", source_contains="coredns/coredns @4b26cce")
         self.assertEqual(len(rows), 21)
-        for row in rows:
-            text = row["input"]
-            try:
-                instance = build(". {\n" + text + "\n}\n", registry=answers_registry())
-            except CorefileError as exc:
-                self.assertTrue(row["expect_error"], f"{text!r} failed: {exc}")
-                self.assertTrue(str(exc).startswith("plugin/log: "), f"{text!r}: {exc}")
-                continue
-            self.assertFalse(row["expect_error"], f"{text!r} should fail")
-            got = [(r.scope, r.format, sorted(r.classes)) for r in _logger(instance).rules]
+
+        def same_rules(row: Mapping[str, Any], result: SetupResult) -> None:
+            got = [(r.scope, r.format, sorted(r.classes)) for r in _logger(result.instance).rules]
             want = [(scope, _expand(fmt), classes) for scope, fmt, classes in row["rules"]]
-            self.assertEqual(got, want, text)
+            self.assertEqual(got, want, row["input"])
+
+        check_setup_rows(
+            self, rows, registry=answers_registry(), check=same_rules, error_prefix="plugin/log: "
+        )
 
     def _error(self, body: str) -> str:
         with self.assertRaises(CorefileError, msg=body) as caught:

@@ -7,7 +7,6 @@ A real loop needs a forwarder pointing at the server itself: in-process, a test-
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from twisted_coredns.registry import Registry, default_registry
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response, error_reply
 from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, make_request
+from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
 DATA = Path(__file__).parent.parent / "data"
 MESSAGE = re.compile(
@@ -72,15 +72,9 @@ def _loop_of(server: InProcessServer) -> Loop:
 
 class SetupTests(SynchronousTestCase):
     def test_coredns_rows(self) -> None:
-        table = json.loads((DATA / "loop_setup_cases.json").read_text())
-        self.assertIn("coredns/coredns @4b26cce, Apache-2.0", table["source"])
-        for row in table["rows"]:
-            try:
-                build(f". {{\n{row['input']}\n}}\n", dns_port=0)
-                failed = None
-            except CorefileError as exc:
-                failed = str(exc)
-            self.assertEqual(failed is not None, row["expect_error"], f"{row['input']!r}: {failed}")
+        source = "coredns/coredns @4b26cce, Apache-2.0"
+        rows = load_setup_rows(DATA / "loop_setup_cases.json", source_contains=source)
+        check_setup_rows(self, rows, error_prefix="plugin/loop: ")
 
     def test_messages(self) -> None:
         rows = [

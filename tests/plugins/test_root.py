@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, setup_error
 
-from .small_plugin_support import build_block, captured_log, readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, build_block, captured_log, readme_corefiles
 
 
 class RootSetupTests(unittest.SynchronousTestCase):
@@ -27,15 +29,17 @@ class RootSetupTests(unittest.SynchronousTestCase):
         }
 
     def test_coredns_setup_rows(self) -> None:
-        for row in setup_rows("root"):
-            path = self.fills[row["fill"]] if "fill" in row else ""
-            body = row["input"].replace("%s", path)
-            err = setup_error(body)
-            self.assertEqual(err is not None, row["expect_error"], f"{body!r}: {err}")
-            if err is None:
-                self.assertEqual(build_block(body).blocks[0].root, path, body)
-            else:
-                self.assertIn("Error during parsing:", str(err), body)
+        def path(row: Mapping[str, Any]) -> str:
+            return self.fills[row["fill"]] if "fill" in row else ""
+
+        def filled(row: Mapping[str, Any]) -> str:
+            return str(row["input"]).replace("%s", path(row))
+
+        def root_set(row: Mapping[str, Any], result: SetupResult) -> None:
+            self.assertEqual(result.config.root, path(row), filled(row))
+
+        rows = load_setup_rows(DATA / "setup_cases.json", "root")
+        check_setup_rows(self, rows, text=filled, check=root_set, error_prefix="plugin/root: ")
 
     def test_missing_directory_is_a_warning(self) -> None:
         missing = self.fills["missing_dir"]
@@ -68,7 +72,7 @@ class RootSetupTests(unittest.SynchronousTestCase):
              "Corefile:2 - Error during parsing: unable to access root path 'C:/file\x00name': "
              "stat C:/file\x00name: invalid argument"),
         ]:
-            self.assertEqual(str(setup_error(body)), "plugin/root: " + message, repr(body))
+            self.assertEqual(setup_error(body), "plugin/root: " + message, repr(body))
 
 
 class RootReadmeTests(unittest.TestCase):

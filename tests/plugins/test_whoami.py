@@ -17,8 +17,9 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from twisted_coredns.testing import InProcessServer, free_port, make_query
+from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows, setup_error
 
-from .small_plugin_support import readme_corefiles, setup_error, setup_rows
+from .small_plugin_support import DATA, readme_corefiles
 
 
 def _ask(host: str, port: int, query: dns.message.Message, tcp: bool, source_port: int) -> Any:
@@ -130,9 +131,8 @@ def _raw_udp(wire: bytes, port: int) -> bytes:
 
 class WhoAmISetupTests(unittest.SynchronousTestCase):
     def test_coredns_setup_rows(self) -> None:
-        for row in setup_rows("whoami"):
-            err = setup_error(row["input"])
-            self.assertEqual(err is not None, row["expect_error"], f"{row['input']!r}: {err}")
+        rows = load_setup_rows(DATA / "setup_cases.json", "whoami")
+        check_setup_rows(self, rows, error_prefix="plugin/whoami: ")
 
     def test_error_messages(self) -> None:
         for body, message in [
@@ -142,7 +142,7 @@ class WhoAmISetupTests(unittest.SynchronousTestCase):
             ("whoami {\n}",
              "plugin/whoami: Corefile:2 - Error during parsing: Unexpected token '{', expecting argument"),
         ]:
-            self.assertEqual(str(setup_error(body)), message, body)
+            self.assertEqual(setup_error(body), message, body)
 
 
 class WhoAmIReadmeTests(unittest.TestCase):

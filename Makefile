@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 1053
+REPORTS = $(VENV)/reports
+# greet is put on the path, not pip-installed: the trial suite checks -plugins lists it only when installed.
+GREET_SRC = $(CURDIR)/plugins/coredns-greet/src
 DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound
 
 .PHONY: run test setup tools lint typecheck bench clean
@@ -33,9 +36,18 @@ tools:
 	    (sudo apt-get update -qq || true) && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TOOLS); \
 	else echo "warning: cannot install $(DEBIAN_TOOLS); tests that need them will skip"; fi
 
-## Every test: unit, in-process (trial TestCases under pytest) and integration (subprocess servers).
+## Every test, in two pytest processes: the trial suite (unit, in-process and subprocess servers;
+## pytest-twisted off, as pyproject's addopts say) and the pytest-twisted tests (the plugin-author
+## fixtures', greet's), which cannot share a process with trial TestCases. Both always run; each
+## writes a JUnit report and .ci/total.py prints and checks the total ("N passed, N failed, ...").
 test: setup tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/pytest_twisted \
+	    --junitxml=$(REPORTS)/trial-suite.xml tests; echo $$? > $(REPORTS)/trial-suite.rc
+	PYTHONPATH=$(GREET_SRC)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pytest -q -p no:cacheprovider \
+	    -o addopts=-ra -p twisted_coredns.testing.fixtures --junitxml=$(REPORTS)/pytest-twisted.xml \
+	    tests/pytest_twisted plugins/coredns-greet/tests; echo $$? > $(REPORTS)/pytest-twisted.rc
+	$(BIN)/python .ci/total.py $(REPORTS)/trial-suite.xml $(REPORTS)/pytest-twisted.xml
 	$(BIN)/ruff check twisted_coredns twisted tests plugins bench
 	$(BIN)/mypy
 

@@ -14,11 +14,12 @@ timer it starts is cancelled, so nothing is left for trial's or anyone's dirty-r
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, cast
 
 import dns.message
 from twisted.internet import defer, error
-from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ClientFactory, connectionDone
@@ -58,7 +59,7 @@ class _WireMatching:
         live: dict[int, tuple[Deferred[bytes], IDelayedCall]] = cast(Any, self).liveMessages
         return live
 
-    def _expect(self, id: int, timeout: float, where: str) -> Deferred[bytes]:
+    def _expect(self, id: int, timeout: float, where: str, shown: float | None = None) -> Deferred[bytes]:
         if id in self._live:
             raise ValueError(f"a query with ID {id} is already waiting for its reply on this connection")
 
@@ -69,7 +70,9 @@ class _WireMatching:
                 entry[1].cancel()
 
         d: Deferred[bytes] = Deferred(forget)
-        timer = self._reactor.callLater(timeout, self._timed_out, id, timeout, where)
+        # ``shown``: the caller's whole timeout, when part of it went on connecting.
+        shown = timeout if shown is None else shown
+        timer = self._reactor.callLater(timeout, self._timed_out, id, shown, where)
         self._live[id] = (d, timer)
         return d
 
@@ -111,16 +114,19 @@ class _DatagramProtocol(_WireMatching, tdns.DNSDatagramProtocol):
         return d
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) >= HEADER_SIZE and self._addressValidation.get(int.from_bytes(data[:2], "big")) == addr:
-            self._addressValidation.pop(int.from_bytes(data[:2], "big"))
+        if len(data) < HEADER_SIZE:
+            return
+        id = int.from_bytes(data[:2], "big")
+        if self._addressValidation.get(id) == addr:
+            del self._addressValidation[id]
             self._deliver(data)
 
 
 class _StreamProtocol(_WireMatching, tdns.DNSProtocol):
     controller: _StreamFactory
 
-    def send(self, wire: bytes, timeout: float) -> Deferred[bytes]:
-        d = self._expect(_message_id(wire), timeout, self._where())
+    def send(self, wire: bytes, timeout: float, shown: float) -> Deferred[bytes]:
+        d = self._expect(_message_id(wire), timeout, self._where(), shown)
         self.sendString(wire)
         return d
 
@@ -172,9 +178,11 @@ class DNSClient:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 53, *, reactor: Any = None,
                  timeout: float = 3.0) -> None:
-        if not isIPAddress(host) and not isIPv6Address(host):
-            raise ValueError(f"DNSClient needs an IP address, not {host!r}")
-        self.host = host
+        try:
+            # The canonical spelling: UDP replies are matched against the address the socket reports.
+            self.host = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ValueError(f"DNSClient needs an IP address, not {host!r}") from None
         self.port = port
         self.timeout = timeout
         self._given_reactor = reactor
@@ -230,7 +238,7 @@ class DNSClient:
             ) from None
         try:
             left = max(self.timeout - (reactor.seconds() - started), 0.0)
-            return await protocol.send(wire, left)
+            return await protocol.send(wire, left, self.timeout)
         finally:
             assert protocol.transport is not None
             protocol.transport.loseConnection()

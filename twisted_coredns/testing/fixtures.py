@@ -26,8 +26,9 @@ from typing import Any
 
 import dns.message
 import pytest
-import pytest_twisted
 from twisted.internet import defer
+
+import pytest_twisted
 
 from ..instance import Instance
 from . import LOOPBACK, InProcessServer, SubprocessServer
@@ -51,14 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(text): the Corefile coredns_server serves for this test")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> None:
+def pytest_runtest_setup(item: pytest.Item) -> None:
     # Without pytest-twisted nothing runs the async fixture, and pytest's own complaint does not
-    # say which plugin is missing.
-    if fixturedef.argname == "coredns_server" and not request.config.pluginmanager.hasplugin("twisted"):
-        raise pytest.UsageError(
-            "coredns_server needs pytest-twisted active: install it and do not pass -p no:twisted"
-        )
+    # say which plugin is missing. Not tryfirst: a test skipped by its marks is skipped, not failed.
+    uses_server = "coredns_server" in getattr(item, "fixturenames", ())
+    if uses_server and not item.config.pluginmanager.hasplugin("twisted"):
+        pytest.fail("coredns_server needs pytest-twisted active: install it and do not pass -p no:twisted",
+                    pytrace=False)
 
 
 def _marked_corefile(request: pytest.FixtureRequest) -> str | None:
@@ -74,8 +74,9 @@ def _marked_corefile(request: pytest.FixtureRequest) -> str | None:
 class CoreDNSServer:
     """The running in-process server a test gets from ``coredns_server``, and a client for it.
 
-    ``port`` is the first listen address's port, ``ports`` maps every listen address
-    (``dns://127.0.0.1:PORT``) to its port; ``query`` and ``exchange`` go to ``port`` unless told.
+    ``port`` is the first listen address's port; ``ports`` maps every listen address, as the
+    Corefile gives it (``dns://127.0.0.1:0`` for a key without a port), to the port it got.
+    ``query`` and ``exchange`` go to ``port`` unless given another.
     """
 
     def __init__(self, server: InProcessServer, host: str, *, reactor: Any = None,

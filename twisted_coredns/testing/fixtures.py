@@ -26,9 +26,8 @@ from typing import Any
 
 import dns.message
 import pytest
-from twisted.internet import defer
-
 import pytest_twisted
+from twisted.internet import defer
 
 from ..instance import Instance
 from . import LOOPBACK, InProcessServer, SubprocessServer

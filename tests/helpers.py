@@ -79,7 +79,8 @@ def _simple(handler_cls: type[Handler]) -> Any:
 
 
 def test_registry() -> Registry:
-    """The installed plugins plus the test-only ones above (placed after whoami)."""
+    """The installed plugins plus the test-only ones above, placed before whoami (which answers
+    every query it gets)."""
     reg = Registry(list(default_registry()))
     for cls in (Crash, Slow, Big, Async, Silent):
         reg.add(Plugin(cls.name, _simple(cls), before="whoami"), "tests")

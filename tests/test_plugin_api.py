@@ -106,6 +106,19 @@ class ServeNextThenTests(SynchronousTestCase):
         with self.assertRaises(RuntimeError):
             _chain(RuntimeError("boom")).serve_next_then(self.request, lambda r: r, lambda f: f)
 
+    def test_an_async_handler_awaits_whatever_the_chain_returns(self) -> None:
+        async def coroutine(_request: Request) -> Response:
+            return self.response
+
+        class Passes(Handler):
+            async def serve(self, request: Request) -> Response:
+                return await self.serve_next(request)
+
+        for result in (self.response, succeed(self.response), coroutine):
+            handler = Passes()
+            handler.next = cast(IHandler, _Fixed(result))
+            self.assertIs(self.successResultOf(then(handler.serve(self.request), lambda r: r)), self.response)
+
     def test_last_handler_gets_no_next_plugin(self) -> None:
         out = Handler().serve_next_then(self.request, lambda r: r)
         self.assertEqual(out.rcode, 2)

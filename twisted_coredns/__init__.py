@@ -15,11 +15,12 @@ from .dns import Zones, records
 from .interfaces import IHandler, IPluginFactory, IReady
 from .plugin import Controller, Handler, Plugin, PluginBug
 from .request import MalformedQuery, Request
-from .response import Response, error_reply, from_message, reply, reply_records, then
+from .response import HandlerResult, Response, error_reply, from_message, reply, reply_records, then
 
 __all__ = [
     "Controller",
     "Handler",
+    "HandlerResult",
     "IHandler",
     "IPluginFactory",
     "IReady",

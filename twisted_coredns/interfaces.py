@@ -38,7 +38,9 @@ class IHandler(Interface):
 
     def serve(request: Any) -> Any:
         """Answer ``request``: return a ``Response``, a Deferred firing with one, or a coroutine.
-        To pass, return ``self.next.serve(request)`` (see ``Handler.serve_next``)."""
+        A ``Handler`` passes the query on with ``return self.serve_next(request)`` (SERVFAIL when
+        there is no next plugin), and acts on the reply of the rest of the chain with ``return
+        self.serve_next_then(request, callback)``."""
 
 
 class IReady(Interface):

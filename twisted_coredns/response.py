@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
@@ -80,6 +80,13 @@ class Response:
         if self.wire is None:
             raise ValueError("a not-written response has no message")
         return dns.message.from_wire(self.wire, ignore_trailing=True)
+
+    def __await__(self) -> Generator[Any, Any, Response]:
+        """A ``Response`` is its own result when awaited, so an ``async def serve`` passes on
+        with ``return await self.serve_next(request)`` whichever way the rest of the chain
+        answers (a Response, a Deferred, a coroutine)."""
+        return self
+        yield  # unreachable: makes this a generator, so ``await`` gets ``self`` at once
 
     @classmethod
     def not_written(cls, rcode: int, error: BaseException | str | None = None, plugin: str = "") -> Response:
@@ -294,6 +301,11 @@ def truncate(wire: bytes, size: int) -> bytes:
         flags |= TC
     header = wire[:2] + U16.pack(flags) + COUNTS.pack(qd, kept[0], kept[1], kept[2] + (1 if opt else 0))
     return header + b"".join(parts) + opt
+
+
+HandlerResult = Union["Response", Deferred["Response"], Coroutine[Any, Any, "Response"]]
+"""What ``IHandler.serve`` returns: a ``Response`` now, a Deferred of one, or a coroutine
+(``async def serve``) whose result is one."""
 
 
 def then(

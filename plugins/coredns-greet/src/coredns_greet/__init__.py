@@ -7,7 +7,7 @@ other query goes on to the next plugin.
 
 from __future__ import annotations
 
-from twisted_coredns import Controller, Handler, Plugin, Request, Zones, records, reply
+from twisted_coredns import Controller, Handler, HandlerResult, Plugin, Request, Zones, records, reply
 from twisted_coredns.dns import QNAME, TXT
 
 DEFAULT_TEXT = "Hello, {remote}!"
@@ -21,7 +21,7 @@ class Greet(Handler):
         self.text = text
         self.ttl = ttl
 
-    def serve(self, request: Request) -> object:
+    def serve(self, request: Request) -> HandlerResult:
         if request.qtype != TXT or not self.zones.covers(request.name):
             return self.serve_next(request)
         text = self.text.replace("{name}", request.qname).replace("{remote}", request.ip)

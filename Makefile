@@ -62,4 +62,5 @@ bench: setup tools
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf plugins/coredns-greet/build plugins/coredns-greet/src/*.egg-info
 	find . -name dropin.cache -delete

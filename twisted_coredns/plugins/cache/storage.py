@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...dns import AA, AD, EDNS_DO, QR, RA, RCODE_MASK, reply_flags
-from ...dns.header import HEADER
+from ...dns import AA, AD, EDNS_DO, QR, RA, RCODE_MASK
+from ...dns.header import ECHO_MASK, ECHOED, HEADER
 from ...response import Response
 from .wire import patch_ttls
 
@@ -88,7 +88,7 @@ class Entry:
         AA set (CoreDNS always sets it on cached replies), every TTL ``ttl``."""
         buf = bytearray(request.wire[: request.end_of_question])
         buf += self.body
-        flags = self.flags | reply_flags(request.flags)
+        flags = self.flags | ECHOED[request.flags & ECHO_MASK]
         if self.ad and (request.edns_flags & EDNS_DO or request.flags & AD):
             flags |= AD
         HEADER.pack_into(buf, 0, request.id, flags, 1, self.an, self.ns, self.ar)

@@ -41,6 +41,7 @@ __all__ = [
     "NO_DATA",
     "NO_ERROR",
     "OTHER_ERROR",
+    "RRSIG_FIXED",
     "SERVER_ERROR",
     "SUCCESS",
     "UPDATE",
@@ -71,7 +72,7 @@ CLASSES = (ALL, SUCCESS, DENIAL, ERROR)
 
 _SIG_TIMES = struct.Struct("!II")
 _YEAR68 = 1 << 31
-_SIG_FIXED = 18
+RRSIG_FIXED = 18
 """An RRSIG's rdata before the signer's name; shorter, miekg cannot unpack it."""
 
 
@@ -181,7 +182,7 @@ def typify_wire(wire: bytes, qtype: int, rcode: int | None = None, now: float | 
             rtype, _cls, ttl, rdlen = RR_FIXED.unpack_from(wire, off)
             off += 10
             if rtype == RRSIG:
-                if rdlen >= _SIG_FIXED:
+                if rdlen >= RRSIG_FIXED:
                     signatures.append(off)
             elif index >= an:
                 if index < authority_end:

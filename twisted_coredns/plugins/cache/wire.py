@@ -18,6 +18,7 @@ from ...dns.classify import (
     NO_DATA,
     NO_ERROR,
     OTHER_ERROR,
+    RRSIG_FIXED,
     UPDATE,
     signatures_expired,
     typify,
@@ -26,8 +27,6 @@ from ...dns.header import HEADER, TYPE_CLASS, U32
 from ...dns.wire import records
 
 MINIMAL_DEFAULT_TTL = 5
-_SIG_FIXED = 18
-"""An RRSIG's rdata before the signer's name; shorter, miekg cannot unpack it."""
 
 Malformed = WireError
 """The reply does not parse: the cache passes it on untouched and keeps nothing."""
@@ -121,7 +120,7 @@ class Reply:
                     self.ns_records += 1
             else:
                 plain_ar += 1
-            if rtype == RRSIG and end - rdata >= _SIG_FIXED:
+            if rtype == RRSIG and end - rdata >= RRSIG_FIXED:
                 sigs.append(rdata)
         self.ancount = an
         self.nscount = ns

@@ -70,13 +70,3 @@ def opcode(flags: int) -> int:
 
 def pack_header(qid: int, flags: int, qd: int = 0, an: int = 0, ns: int = 0, ar: int = 0) -> bytes:
     return HEADER.pack(qid, flags, qd, an, ns, ar)
-
-
-def with_counts(wire: bytes, qd: int, an: int, ns: int, ar: int) -> bytes:
-    """``wire`` with other section counts (the records are not touched)."""
-    return wire[:4] + COUNTS.pack(qd, an, ns, ar) + wire[12:]
-
-
-def with_flags(wire: bytes, flags: int) -> bytes:
-    """``wire`` with other header flags."""
-    return wire[:2] + U16.pack(flags) + wire[4:]

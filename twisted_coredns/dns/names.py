@@ -9,6 +9,7 @@ boundary between labels (``a\\.b.example.org.`` has three labels and is not belo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -24,6 +25,9 @@ __all__ = [
     "parent_of",
 ]
 
+# A name dnspython would print as it is, but for case and the final dot: plain characters only,
+# labels of 1 to 63 of them. Such names skip the dnspython round trip (hosts files are full of them).
+_PLAIN_TEXT = re.compile(r"(?:[A-Za-z0-9_*/-]{1,63}\.)*[A-Za-z0-9_*/-]{1,63}\.?").fullmatch
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/")
 _ESCAPED = frozenset(b'."\\();@$')
 
@@ -59,6 +63,8 @@ def normalize(name: str) -> str:
     this server writes names (``A\\046B.Example`` is ``a\\.b.example.``)."""
     if not name or name == ".":
         return "."
+    if len(name) < 254 and _PLAIN_TEXT(name) is not None:
+        return (name if name.endswith(".") else name + ".").lower()
     try:
         text = dns.name.from_text(name).to_text()
     except dns.exception.DNSException as exc:

@@ -27,9 +27,11 @@ from twisted.names import dns as tdns
 from twisted.names.error import DNSQueryTimeoutError
 from twisted.python.failure import Failure
 
+from ..dns.header import HEADER
+
 __all__ = ["DNSClient", "DNSTimeoutError"]
 
-HEADER_SIZE = 12
+HEADER_SIZE = HEADER.size
 
 
 class DNSTimeoutError(DNSQueryTimeoutError, TimeoutError):

@@ -110,11 +110,11 @@ class HostsSetupTests(SynchronousTestCase):
             want_path = words[1] if len(words) > 1 and words[1] != "{" else "/etc/hosts"
             self.assertEqual(handler.path, want_path, text)
             if "10.0.0.9/8" in text:
-                self.assertEqual(handler.origins, ["miek.nl.", "10.in-addr.arpa."], text)
-                self.assertEqual(handler.fall, ["."], text)
+                self.assertEqual(list(handler.origins), ["miek.nl.", "10.in-addr.arpa."], text)
+                self.assertEqual(list(handler.fall), ["."], text)
             if "10.0.0.1 example.org" in text:
                 self.assertEqual(list(handler.inline.addr.values()), [["example.org."]], text)
-                self.assertEqual(handler.fall, ["."] if "fallthrough" in text else [], text)
+                self.assertEqual(list(handler.fall), ["."] if "fallthrough" in text else [], text)
 
         check_setup_rows(self, rows, check=parsed, error_prefix="plugin/hosts: ")
 
@@ -123,7 +123,9 @@ class HostsSetupTests(SynchronousTestCase):
         self.assertEqual(
             (handler.path, handler.ttl, handler.reload, handler.auto_reverse), ("/etc/hosts", 3600, 5.0, True)
         )
-        self.assertEqual((handler.origins, handler.fall, handler.fall_unsupported), (["."], [], False))
+        self.assertEqual(
+            (list(handler.origins), list(handler.fall), handler.fall_unsupported), (["."], [], False)
+        )
 
     def test_options(self) -> None:
         handler = self.build_one(
@@ -131,7 +133,7 @@ class HostsSetupTests(SynchronousTestCase):
             " fallthrough example.org 10.0.0.0/8\n fallthrough_unsupported\n}"
         )
         self.assertEqual((handler.ttl, handler.reload, handler.auto_reverse), (60, 90.0, False))
-        self.assertEqual(handler.fall, ["example.org.", "10.in-addr.arpa."])
+        self.assertEqual(list(handler.fall), ["example.org.", "10.in-addr.arpa."])
         self.assertTrue(handler.fall_unsupported)
         self.assertEqual(self.build_one("hosts {\n reload 0s\n}").reload, 0)
 

@@ -49,15 +49,13 @@ class Hosts(Handler):
         inline: str = "",
     ) -> None:
         self.path = path
-        self.origins = list(origins)
-        self._zones = Zones(origins)
+        self.origins = Zones(origins)
         self.ttl = ttl
         self.auto_reverse = auto_reverse
         self.reload = reload
-        self.fall = list(fall)
-        self._fall = Zones(fall)
+        self.fall = Zones(fall)
         self.fall_unsupported = fall_unsupported
-        self.inline = parse(inline, self._zones, auto_reverse) if inline else HostsMap()
+        self.inline = parse(inline, self.origins, auto_reverse) if inline else HostsMap()
         self.file = HostsMap()
         # (mtime in ns, size) of the file as last parsed: an unchanged file is not parsed again.
         self._stamp: tuple[int, int] | None = None
@@ -77,7 +75,7 @@ class Hosts(Handler):
                 data = f.read()
         except OSError:
             return
-        self.file = parse(data.decode("utf-8", "replace"), self._zones, self.auto_reverse)
+        self.file = parse(data.decode("utf-8", "replace"), self.origins, self.auto_reverse)
         log.debug(f"Parsed hosts file into {len(self.file)} entries")
         self._stamp = stamp
         self.index = Index(self.file, self.inline, self.ttl)
@@ -87,7 +85,7 @@ class Hosts(Handler):
     # -- serving -------------------------------------------------------------------------------
 
     def _falls_through(self, name: str) -> bool:
-        return self._fall.covers(name)
+        return self.fall.covers(name)
 
     def serve(self, request: Request) -> Any:
         name = request.name
@@ -99,7 +97,7 @@ class Hosts(Handler):
             if ptr is None:
                 return self.serve_next(request)
             return reply_records(request, ptr[0], ptr[1], aa=True, plugin="hosts")
-        if not self._zones.covers(name):
+        if not self.origins.covers(name):
             return self.serve_next(request)
         found = index.lookup(name)
         if found is None:

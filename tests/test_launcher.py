@@ -28,7 +28,8 @@ from twisted_coredns.instance import build
 from twisted_coredns.launcher.master import MasterService, WorkerProcess
 from twisted_coredns.launcher.worker import Worker
 from twisted_coredns.registry import default_registry
-from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, query
+from twisted_coredns.server.service import CoreDNSService
+from twisted_coredns.testing import SubprocessServer, free_port, query, query_in_thread
 
 from .helpers import test_registry
 
@@ -313,12 +314,34 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(err.getvalue(), "Traceback (most recent call last): worker=1\n  boom worker=1\n")
 
 
+class _WorkerService:
+    """A worker's service (what ``launcher.worker`` serves) in this reactor, on a free port."""
+
+    def __init__(self, corefile: str, **kw: Any) -> None:
+        instance = build(corefile, dns_port=0, default_host="127.0.0.1", **kw)
+        self.service = CoreDNSService(instance, reactor, quiet=True)
+
+    def start(self) -> Any:
+        self.service.privilegedStartService()
+        return self.service.startService()
+
+    def stop(self) -> Any:
+        return self.service.stopService() if self.service.running else None
+
+    @property
+    def port(self) -> int:
+        return self.service.servers[0].port
+
+    def query(self, name: str, rdtype: str, **kw: Any) -> Any:
+        return query_in_thread(self.port, name, rdtype, **kw)
+
+
 class WorkerInProcessTests(TestCase):
     """The worker's side, in this reactor: its identity answer and its graceful stop."""
 
     @inlineCallbacks
     def test_identity_answer(self) -> Any:
-        server = InProcessServer(". {\nwhoami\n}\n")
+        server = _WorkerService(". {\nwhoami\n}\n")
         Worker(5, server.service, reactor)
         yield server.start()
         self.addCleanup(server.stop)
@@ -333,13 +356,13 @@ class WorkerInProcessTests(TestCase):
 
     @inlineCallbacks
     def test_stop_lets_in_flight_queries_finish(self) -> Any:
-        server = InProcessServer(". {\nslow\n}\n", registry=test_registry())
+        server = _WorkerService(". {\nslow\n}\n", registry=test_registry())
         worker = Worker(0, server.service, reactor)
         yield server.start()
         self.addCleanup(server.stop)
         slow = server.query("d600.x.", "TXT", timeout=5)
         yield deferLater(reactor, 0.2, lambda: None)
-        self.assertEqual(server.service.servers[0].router.pending, 1)  # type: ignore[attr-defined]
+        self.assertEqual(server.service.servers[0].router.pending, 1)
         drained = worker.drain()
         # Stopped reading: a new query is not taken any more.
         late = server.query("d0.late.", "TXT", timeout=0.3)

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         print(plugins_text())
         return 0
 
-    from .instance import Instance, build, read_corefile
-    from .launcher import run_single, start_logging
+    from .instance import build, read_corefile
+    from .launcher import start_logging
 
     try:
         text, filename = read_corefile(opts.conf)
@@ -66,18 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except CorefileError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
-    from .launcher.master import run_master, uses_workers
+    from .launcher.master import run_master
 
-    if uses_workers(instance):
-        return run_master(
-            instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile
-        )
-
-    def rebuild() -> Instance:
-        text, filename = read_corefile(opts.conf)
-        return build(text, filename, dns_port=opts.dns_port)
-
-    return run_single(instance, quiet=opts.quiet, pidfile=opts.pidfile, rebuild=rebuild)
+    return run_master(
+        instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ class BlockConfig:
     plugins: list[str] = field(default_factory=list)
     startup: list[Callable[[], Any]] = field(default_factory=list)
     shutdown: list[Callable[[], Any]] = field(default_factory=list)
+    process_start: list[Callable[[Any], Any]] = field(default_factory=list)
+    process_stop: list[Callable[[], Any]] = field(default_factory=list)
+    final_shutdown: list[Callable[[], Any]] = field(default_factory=list)
+    watch_ready: bool = False
+    """The ``ready`` plugin is in this block: its plugins' readiness counts for ``/ready``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Plugin-owned, block-wide values (a plugin keys them by its name)."""
     bound_ports: dict[int, int] = field(default_factory=dict)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
 
 from . import clog
 from .address import AddressError, parse_zone_address
 from .config import BlockConfig, ListenGroup, check_transports, check_zones, group_by_listen_address
 from .corefile import CorefileError, ServerBlock, parse
+from .interfaces import IReady
 from .plugin import Controller, PluginBug, plugin_error
 from .registry import Registry, default_registry
 
@@ -38,6 +39,7 @@ class Instance:
     blocks: list[BlockConfig]
     groups: list[ListenGroup]
     registry: Registry
+    _seen_ready: set[int] = field(default_factory=set)
 
     def start(self) -> Deferred[Any]:
         """Run the plugins' startup hooks, in block order."""
@@ -49,9 +51,48 @@ class Instance:
     def stop(self) -> Deferred[Any]:
         return _run_hooks([fn for b in self.blocks for fn in b.shutdown])
 
+    # -- in the process that owns the listeners (see Controller.on_process_start) ---------------
+
+    def process_start(self, front: Any) -> Deferred[Any]:
+        return _run_in_order([lambda fn=fn: fn(front) for b in self.blocks for fn in b.process_start])
+
+    def process_stop(self) -> Deferred[Any]:
+        return _run_hooks([fn for b in self.blocks for fn in b.process_stop])
+
+    def final_shutdown(self) -> Deferred[Any]:
+        return _run_hooks([fn for b in self.blocks for fn in b.final_shutdown])
+
+    def not_ready(self) -> list[str]:
+        """The names of the plugins not ready yet, sorted, in the blocks that use ``ready``.
+
+        With ``monitor until-ready`` (the default) a plugin that said it is ready is not asked
+        again; ``continuously`` asks every time (CoreDNS's ``ready`` list)."""
+        names: set[str] = set()
+        for block in self.blocks:
+            if not block.watch_ready:
+                continue
+            keep_asking = block.settings.get("ready.monitor") == "continuously"
+            for handler in block.handlers:
+                if not IReady.providedBy(handler) or id(handler) in self._seen_ready:
+                    continue
+                if handler.ready():
+                    if not keep_asking:
+                        self._seen_ready.add(id(handler))
+                else:
+                    names.add(handler.name)
+        return sorted(names)
+
 
 def _run_hooks(hooks: list[Any]) -> Deferred[Any]:
     return DeferredList([maybeDeferred(fn) for fn in hooks], fireOnOneErrback=True, consumeErrors=True)
+
+
+@inlineCallbacks
+def _run_in_order(hooks: list[Any]) -> Any:
+    """One after the other: the first error stops the rest and is the result (CoreDNS runs its
+    OnStartup callbacks so, and a start fails on the first)."""
+    for fn in hooks:
+        yield maybeDeferred(fn)
 
 
 def _inspect(blocks: list[ServerBlock], dns_port: int, default_host: str) -> list[BlockConfig]:

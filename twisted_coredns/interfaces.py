@@ -44,7 +44,46 @@ class IHandler(Interface):
 
 
 class IReady(Interface):
-    """A plugin that is not ready at once (the ``ready`` plugin asks it)."""
+    """A plugin that is not ready at once (the ``ready`` plugin asks it, in every process).
+
+    A handler that provides it is asked by ``/ready`` until it says True (or at every request,
+    with ``monitor continuously``): ``forward`` before its first healthy upstream, a zone-serving
+    plugin before its zone has loaded."""
 
     def ready() -> bool:
         """True once the plugin can serve."""
+
+
+class IFront(Interface):
+    """The process that owns the listening sockets and the HTTP endpoints: the only process, or
+    the multisocket master. Process-wide plugins (``health``, ``ready``, ``prometheus``,
+    ``reload``) get it in their ``Controller.on_process_start`` hook; workers never run those."""
+
+    reactor = Attribute("The reactor the front runs on.")
+    state = Attribute("'starting', 'serving', 'lameduck' or 'stopping'.")
+    starting = Attribute("The Instance whose process hooks are running now (None outside them).")
+    last_reload_error = Attribute("The error of the last reload that failed, as text.")
+
+    def corefile_source() -> tuple[str, str]:
+        """The Corefile as the server's loader reads it now: ``(text, filename)``."""
+
+    def add_route(address: str, path: str, resource: Any, exclusive: bool = False) -> int:
+        """Serve ``resource`` (a twisted.web ``IResource``) at ``path`` on the HTTP listener of
+        ``address`` (``host:port``), listening there if nothing does yet; return the port bound.
+        Raises ``OSError`` (a ``ListenError``) when the address cannot be bound, or when the
+        route is ``exclusive`` and this configuration already asked for it."""
+
+    def remove_route(address: str, path: str, resource: Any) -> None:
+        """Stop serving ``resource`` at ``path`` (nothing happens if another resource took the
+        path since); the listener closes when it serves nothing."""
+
+    def not_ready() -> Any:
+        """A Deferred list of the names of the plugins that are not ready, over every process
+        (a worker not yet serving counts as ``multisocket``)."""
+
+    def metrics() -> Any:
+        """A Deferred of the Prometheus text exposition of every process's metrics, summed."""
+
+    def reload(trigger: str) -> Any:
+        """Re-read the Corefile and switch to it with nothing lost; a Deferred True on success.
+        On failure the running configuration keeps serving and the error is logged."""

@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from .corefile.errors import CorefileError, arg_error, parse_error
 from .corefile.model import Directive, Token
-from .interfaces import IHandler, IPluginFactory
+from .interfaces import IFront, IHandler, IPluginFactory
 from .response import Response, then
 
 if TYPE_CHECKING:
@@ -233,3 +233,21 @@ class Controller:
     def on_shutdown(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` when the servers stop (it may return a Deferred)."""
         self.config.shutdown.append(fn)
+
+    def on_process_start(self, fn: Callable[[IFront], Any]) -> None:
+        """Run ``fn(front)`` in the process that owns the listeners (the only process, or the
+        multisocket master, never a worker) when this Corefile starts serving there: at start and
+        after the reload that brought it in. For what exists once per process, not once per
+        worker: an HTTP endpoint, a file watcher. It may return a Deferred; an error stops the
+        start (or fails the reload)."""
+        self.config.process_start.append(fn)
+
+    def on_process_stop(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` in that process when this Corefile stops serving there (a reload replaced
+        it, or the server stops)."""
+        self.config.process_stop.append(fn)
+
+    def on_final_shutdown(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` in that process when the server is told to stop, before the DNS listeners
+        close (CoreDNS's OnFinalShutdown: ``health``'s lameduck waits here)."""
+        self.config.final_shutdown.append(fn)

@@ -31,7 +31,6 @@ class Options(usage.Options):
 def makeService(options: Options) -> Any:
     from .corefile import CorefileError
     from .instance import build, read_corefile
-    from .server.service import CoreDNSService
 
     try:
         text, filename = read_corefile(options["conf"])
@@ -40,11 +39,8 @@ def makeService(options: Options) -> Any:
         raise SystemExit(f"open {options['conf']}: {(exc.strerror or str(exc)).lower()}") from None
     except CorefileError as exc:
         raise SystemExit(str(exc)) from None
-    from .launcher.master import MasterService, uses_workers
+    from .launcher.master import MasterService
 
-    if uses_workers(instance):
-        # multisocket: this process is the master; the pidfile holds its pid.
-        return MasterService(
-            instance, conf=options["conf"], dns_port=options["dns.port"], quiet=options["quiet"]
-        )
-    return CoreDNSService(instance, quiet=options["quiet"])
+    # The front process: it serves here, or (multisocket) is the master of the workers and the
+    # pidfile holds its pid. Either way it owns the sockets, so a reload may switch between them.
+    return MasterService(instance, conf=options["conf"], dns_port=options["dns.port"], quiet=options["quiet"])

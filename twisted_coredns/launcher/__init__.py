@@ -1,5 +1,6 @@
-"""Starting servers: one reactor in this process, or (multisocket) a master and N workers."""
+"""Starting servers: the front process (``master``), serving in its own reactor or through N
+worker processes (``worker``), and what they share (``process``)."""
 
-from .process import PidFile, run_single, start_logging
+from .process import PidFile, start_logging
 
-__all__ = ["PidFile", "run_single", "start_logging"]
+__all__ = ["PidFile", "start_logging"]

@@ -39,6 +39,20 @@ class Stop(amp.Command):
     requiresAnswer = False
 
 
+class NotReady(amp.Command):
+    """Master to worker: the names of your plugins that are not ready (for ``/ready``)."""
+
+    arguments = []
+    response = [(b"names", amp.ListOf(amp.Unicode()))]
+
+
+class Flush(amp.Command):
+    """Master to worker: write your metrics snapshot now (a scrape is waiting)."""
+
+    arguments = []
+    response = []
+
+
 class QuietAMP(amp.AMP):
     """AMP without its "connection established/lost" log lines, which would reach the user's
     output at every worker start and stop."""
@@ -78,4 +92,14 @@ class ChildPipeTransport:
         return ("process", None)
 
 
-__all__ = ["CONTROL_IN", "CONTROL_OUT", "FIRST_SOCKET_FD", "ChildPipeTransport", "QuietAMP", "Ready", "Stop"]
+__all__ = [
+    "CONTROL_IN",
+    "CONTROL_OUT",
+    "FIRST_SOCKET_FD",
+    "ChildPipeTransport",
+    "Flush",
+    "NotReady",
+    "QuietAMP",
+    "Ready",
+    "Stop",
+]

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Callable
 from typing import IO, Any
 
+from prometheus_client import CollectorRegistry, generate_latest
 from twisted.application.service import Service
 from twisted.internet import error
 from twisted.internet.defer import (
@@ -39,14 +43,30 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import LoopingCall
+from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from .. import metrics
 from ..clog import PluginLogger
 from ..corefile import CorefileError
 from ..instance import Instance, build, read_corefile
-from ..server.service import DNSServer, startup_banner
+from ..metrics import PROCESS_REGISTRY, REGISTRY, snapshot
+from ..metrics.snapshot import WorkerMetrics
+from ..server.http import HTTPListeners
+from ..server.service import CoreDNSService, DNSServer, startup_banner
 from ..server.sockets import listen_pair
-from .control import CONTROL_IN, CONTROL_OUT, FIRST_SOCKET_FD, ChildPipeTransport, QuietAMP, Ready, Stop
+from .control import (
+    CONTROL_IN,
+    CONTROL_OUT,
+    FIRST_SOCKET_FD,
+    ChildPipeTransport,
+    Flush,
+    NotReady,
+    QuietAMP,
+    Ready,
+    Stop,
+)
 from .process import PidFile
 
 _log = PluginLogger("multisocket")
@@ -211,8 +231,15 @@ def _describe(reason: Failure) -> str:
 
 
 class MasterService(Service):
-    """The master of the multisocket workers, as a Twisted service (``twisted-coredns`` runs it
-    itself; ``twistd coredns`` gets it from ``makeService``)."""
+    """The front process, as a Twisted service (``twisted-coredns`` runs it itself, ``twistd
+    coredns`` gets it from ``makeService``).
+
+    It owns the listening sockets (a list per address that survives reloads) and the HTTP
+    listeners, and serves a Corefile one of two ways: in this process (no address asks for more
+    than one socket), or through N worker processes. A reload may move from one way to the other:
+    the new configuration starts on the same sockets, and the old one is retired only once the new
+    one serves, so the kernel never finds a port closed and no queued query is dropped.
+    """
 
     name = "coredns-master"
 
@@ -227,6 +254,10 @@ class MasterService(Service):
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         grace: float = GRACE,
+        default_host: str = "",
+        source: Callable[[], tuple[str, str]] | None = None,
+        rebuild: Callable[[str, str], Instance] | None = None,
+        handle_sigusr1: bool = True,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -238,21 +269,34 @@ class MasterService(Service):
         self.quiet = quiet
         self.reactor = reactor
         self.grace = grace
+        self.default_host = default_host
+        self._source = source
+        self._rebuild = rebuild
+        self.last_reload_error = ""
+        self._handle_sigusr1 = handle_sigusr1
+        self._previous_usr1: Any = None
         self.exit_code = 0
         self.sockets: dict[str, list[SocketPair]] = {}
         """Per listen address, the socket pairs the workers share; it survives reloads."""
         self.generation = 0
         self.workers: dict[int, WorkerProcess] = {}
+        self.local: CoreDNSService | None = None
+        """The servers of the current configuration when it is served in this process."""
         self.retired: set[WorkerProcess] = set()
+        self.http = HTTPListeners(reactor)
+        self.starting: Instance | None = None
+        """The configuration whose process hooks are running (owner of the routes they add)."""
+        self.state = "starting"
+        self.worker_metrics: WorkerMetrics | None = None
         self._delays: dict[int, float] = {}
         self._restarts: dict[int, Any] = {}
         self._reloading = False
-        self._previous_usr1: Any = None
+        self._flusher: Any = None
         self._stdout = stdout
         self._stderr = stderr
         self.started: Deferred[None] | None = None
         self.serving = False
-        """Every worker of the first start said Ready (a reload may begin)."""
+        """The first start is complete (a reload may begin)."""
 
     # -- sockets --------------------------------------------------------------------------------
 
@@ -301,8 +345,27 @@ class MasterService(Service):
         """Each listen address and the port it is bound to."""
         return {a: int(pairs[0][0].getsockname()[1]) for a, pairs in self.sockets.items()}
 
+    @property
+    def servers(self) -> list[DNSServer]:
+        """The DNS servers of this process (none while workers serve)."""
+        return self.local.servers if self.local is not None else []
+
     def socket_counts(self) -> dict[str, int]:
         return {a: len(pairs) for a, pairs in self.sockets.items()}
+
+    # -- serving in this process ----------------------------------------------------------------
+
+    @inlineCallbacks
+    def _serve_here(self, instance: Instance) -> Any:
+        """Start ``instance``'s servers in this reactor, on copies of the first socket pair of each
+        address (the reactor reads the same kernel sockets the master keeps)."""
+        sockets = {
+            g.address: [(self.sockets[g.address][0][0].dup(), self.sockets[g.address][0][1].dup())]
+            for g in instance.groups
+        }
+        service = CoreDNSService(instance, self.reactor, quiet=True, sockets=sockets)
+        yield service.startService()
+        return service
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -331,11 +394,15 @@ class MasterService(Service):
             "--dns-port", str(self.dns_port),
             "--sockets", json.dumps(spec),
         ]
+        if self.worker_metrics is not None:
+            args += ["--metrics-dir", str(self.worker_metrics.folder)]
         proto = WorkerProcess(self, index, generation, instance.corefile)
         self.reactor.spawnProcess(proto, sys.executable, args, env=dict(os.environ), childFDs=child_fds)
         return proto
 
     def _spawn_generation(self, instance: Instance, generation: int) -> dict[int, WorkerProcess]:
+        if self.worker_metrics is None:
+            self.worker_metrics = WorkerMetrics(tempfile.mkdtemp(prefix="coredns-metrics-"))
         return {k: self._spawn(instance, k, generation) for k in range(self.worker_count(instance))}
 
     @inlineCallbacks
@@ -355,6 +422,8 @@ class MasterService(Service):
                 timer.cancel()
 
     def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
+        if self.worker_metrics is not None:
+            self.worker_metrics.worker_ended(worker.pid)
         if worker in self.retired:
             self.retired.discard(worker)
             return
@@ -407,6 +476,86 @@ class MasterService(Service):
             self.retired.add(worker)
         return DeferredList([w.stop(self.grace) for w in workers])
 
+    # -- one configuration served, either way ---------------------------------------------------
+
+    @inlineCallbacks
+    def _begin(self, instance: Instance, generation: int) -> Any:
+        """Serve ``instance`` beside whatever serves now; return (workers, local service)."""
+        if uses_workers(instance):
+            workers = self._spawn_generation(instance, generation)
+            try:
+                yield self._await_ready(workers)
+            except WorkerStartError:
+                self.retired.update(workers.values())
+                yield DeferredList([w.stop(0) for w in workers.values()])
+                raise
+            return workers, None
+        return {}, (yield self._serve_here(instance))
+
+    @inlineCallbacks
+    def _end(self, workers: dict[int, WorkerProcess], local: CoreDNSService | None) -> Any:
+        """Retire a configuration's servers: in-flight queries finish (at most the grace)."""
+        ds = [self._retire(list(workers.values()))]
+        if local is not None:
+            ds.append(local.drain(self.grace))
+        yield DeferredList(ds)
+
+    # -- what the process-wide plugins ask (IFront) ---------------------------------------------
+
+    def add_route(self, address: str, path: str, resource: Any, exclusive: bool = False) -> int:
+        return self.http.add_route(address, path, resource, owner=self.starting, exclusive=exclusive)
+
+    @inlineCallbacks
+    def _process_start(self, instance: Instance) -> Any:
+        self.starting = instance
+        try:
+            yield instance.process_start(self)
+        finally:
+            self.starting = None
+
+    def remove_route(self, address: str, path: str, resource: Any) -> None:
+        self.http.remove_route(address, path, resource)
+
+    @inlineCallbacks
+    def not_ready(self) -> Any:
+        if self.local is not None:
+            return self.local.instance.not_ready()
+        names: set[str] = set()
+        asks = []
+        for worker in self.workers.values():
+            if worker.ready_at is None or worker.ended or worker.control.transport is None:
+                names.add("multisocket")
+            else:
+                asks.append(self._ask(worker, NotReady))
+        for result in (yield DeferredList(asks)):
+            ok, value = result
+            if ok and value is not None:
+                names.update(value["names"])
+            else:
+                names.add("multisocket")
+        return sorted(names)
+
+    def _ask(self, worker: WorkerProcess, command: type[amp.Command], timeout: float = 1.0) -> Deferred[Any]:
+        d = worker.control.callRemote(command)
+        timer = self.reactor.callLater(timeout, d.cancel)
+        d.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return d.addErrback(lambda f: None)
+
+    @inlineCallbacks
+    def metrics(self) -> Any:
+        """The exposition text of every process: this one's, and the workers' summed."""
+        if self.worker_metrics is None:
+            return exposition(PROCESS_REGISTRY, REGISTRY)
+        flushes = [
+            self._ask(w, Flush) for w in self.workers.values() if w.ready_at is not None and not w.ended
+        ]
+        yield DeferredList(flushes)
+        # After a reload back into this process, its own counts join what the workers counted.
+        extra = [snapshot.take(REGISTRY)] if self.local is not None else []
+        summed = CollectorRegistry(auto_describe=False)
+        summed.register(self.worker_metrics.summed(*extra))
+        return exposition(PROCESS_REGISTRY, summed)
+
     # -- output ---------------------------------------------------------------------------------
 
     def relay(self, index: int, line: bytes, fd: int) -> None:
@@ -438,29 +587,64 @@ class MasterService(Service):
 
     def startService(self) -> None:
         super().startService()
-        # At once: SIGUSR1's default action would kill the master during the start.
-        self._previous_usr1 = signal.signal(signal.SIGUSR1, self._sigusr1)
+        if self._handle_sigusr1:
+            # At once: SIGUSR1's default action would kill the process during the start. Under
+            # twistd this replaces its log rotation on USR1: CoreDNS's meaning wins (design.md).
+            self._previous_usr1 = signal.signal(signal.SIGUSR1, self._sigusr1)
         self.started = self._start()
 
+    def _sigusr1(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload, "SIGUSR1")
+
+    def _start(self) -> Deferred[Any]:
+        return self.start_serving().addErrback(self._start_failed)
+
+    def _start_failed(self, failure: Failure) -> None:
+        value = failure.value
+        if isinstance(value, FirstError):
+            value = value.subFailure.value
+        if not isinstance(value, (WorkerStartError, OSError, CorefileError)):
+            failure.raiseException()
+        _core_log.error(f"Start failed: {value}")
+        self.exit_code = 1
+        if self.running:
+            self.reactor.stop()
+
+    def start(self) -> Deferred[Any]:
+        """Start as a service, and fail (rather than stop the reactor) when the start fails: for
+        servers embedded in another program, and tests."""
+        Service.startService(self)
+        return self.start_serving()
+
     @inlineCallbacks
-    def _start(self) -> Any:
-        try:
-            if not self.sockets:
-                self._bind(self.instance)
-            self.generation = 1
-            workers = self._spawn_generation(self.instance, self.generation)
-            self.workers = workers
-            yield self._await_ready(workers)
-        except (WorkerStartError, OSError, CorefileError) as exc:
-            _core_log.error(f"Start failed: {exc}")
-            self.exit_code = 1
-            if self.running:
-                self.reactor.stop()
-            return
-        self._started(workers)
+    def start_serving(self) -> Any:
+        if not self.sockets:
+            self._bind(self.instance)
+        self.generation = 1
+        if uses_workers(self.instance):
+            self.workers = self._spawn_generation(self.instance, self.generation)
+            yield self._await_ready(self.workers)
+        else:
+            self.local = yield self._serve_here(self.instance)
+        yield self._process_start(self.instance)
+        self._started(self.workers)
         self.serving = True
+        self.state = "serving"
+        self._watch_workers()
         if not self.quiet:
             self._print(self._banner(self.instance))
+
+    def _watch_workers(self) -> None:
+        """Have the workers write their metrics every second, so a killed one loses little."""
+        if self._flusher is None and self.worker_metrics is not None:
+            self._flusher = LoopingCall(self._flush_all)
+            self._flusher.clock = self.reactor
+            self._flusher.start(1.0, now=False)
+
+    def _flush_all(self) -> None:
+        for worker in self.workers.values():
+            if worker.ready_at is not None and not worker.ended:
+                self._ask(worker, Flush)
 
     def _banner(self, instance: Instance) -> str:
         servers = []
@@ -477,11 +661,31 @@ class MasterService(Service):
         if self._previous_usr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_usr1)
             self._previous_usr1 = None
+        if self.state == "serving":
+            # CoreDNS's OnFinalShutdown: health's lameduck keeps the DNS listeners open here, while
+            # /ready already says "Shutting down".
+            self.state = "lameduck"
+            try:
+                yield self.instance.final_shutdown()
+            except Exception as exc:
+                _core_log.error(f"Shutdown: {exc}")
+        self.state = "stopping"
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
         self._cancel_restarts()
         workers = list(self.workers.values())
         self.workers = {}
-        yield self._retire(workers + list(self.retired))
+        local, self.local = self.local, None
+        yield DeferredList([self._retire(workers + list(self.retired))]
+                           + ([local.drain(self.grace)] if local is not None else []))
+        try:
+            yield self.instance.process_stop()
+        except Exception as exc:
+            _core_log.error(f"Shutdown: {exc}")
+        yield self.http.close()
         self.close_sockets()
+        if self.worker_metrics is not None:
+            shutil.rmtree(self.worker_metrics.folder, ignore_errors=True)
 
     def close_sockets(self) -> None:
         for pairs in self.sockets.values():
@@ -492,12 +696,9 @@ class MasterService(Service):
 
     # -- reload ---------------------------------------------------------------------------------
 
-    def _sigusr1(self, signum: int, frame: Any) -> None:
-        self.reactor.callFromThread(self.reload, "SIGUSR1")
-
     @inlineCallbacks
     def reload(self, trigger: str = "SIGUSR1") -> Any:
-        """Re-read the Corefile and roll every worker over to it; on any error keep serving."""
+        """Re-read the Corefile and switch to it; on any error keep serving."""
         if not self.serving:
             _core_log.error(f"{trigger}: not reloading: the servers are not started yet")
             return False
@@ -509,44 +710,87 @@ class MasterService(Service):
         finally:
             self._reloading = False
 
+    def corefile_source(self) -> tuple[str, str]:
+        """The Corefile as the loader reads it now: ``(text, filename)``. Raises ``OSError``."""
+        if self._source is not None:
+            return self._source()
+        if self.conf == "stdin":
+            return self.instance.corefile, self.instance.filename
+        return read_corefile(self.conf)
+
+    def _read_and_build(self) -> Instance:
+        text, filename = self.corefile_source()
+        if self._rebuild is not None:
+            return self._rebuild(text, filename)
+        return build(text, filename, dns_port=self.dns_port, reactor=self.reactor,
+                     default_host=self.default_host)
+
     @inlineCallbacks
     def _reload(self, trigger: str) -> Any:
-        _core_log.info(f"{trigger}: Reloading")
+        if trigger == "SIGUSR1":
+            _core_log.info(f"{trigger}: Reloading")
         _core_log.info("Reloading")
         bound: list[tuple[str, SocketPair]] = []
         try:
-            if self.conf == "stdin":
-                text, filename = self.instance.corefile, self.instance.filename
-            else:
-                text, filename = read_corefile(self.conf)
-            instance = build(text, filename, dns_port=self.dns_port, reactor=self.reactor)
+            instance = self._read_and_build()
             bound = self._bind(instance)
         except (CorefileError, OSError) as exc:
             self._reload_failed(trigger, exc)
             return False
-        workers = self._spawn_generation(instance, self.generation + 1)
         try:
-            yield self._await_ready(workers)
-        except WorkerStartError as exc:
-            self.retired.update(workers.values())
-            yield DeferredList([w.stop(0) for w in workers.values()])
+            workers, local = yield self._begin(instance, self.generation + 1)
+        except (WorkerStartError, OSError, CorefileError) as exc:
             self._unbind(bound)
             self._reload_failed(trigger, exc)
             return False
-        old = list(self.workers.values())
+        old_instance, old_workers, old_local = self.instance, dict(self.workers), self.local
+        try:
+            yield self._process_start(instance)
+        except Exception as exc:
+            # The new configuration's endpoints could not start (an address in use): back to the
+            # old one's, as CoreDNS's OnRestartFailed does.
+            yield instance.process_stop()
+            yield self._process_start(old_instance)
+            yield self._end(workers, local)
+            self._unbind(bound)
+            self._reload_failed(trigger, _cause(exc))
+            return False
         self._cancel_restarts()
         self.workers = workers
+        self.local = local
         self.instance = instance
         self.generation += 1
         self._started(workers)
-        yield self._retire(old)
+        self._watch_workers()
+        yield old_instance.process_stop()
+        yield self._end(old_workers, old_local)
         self._close_unused()
         _core_log.info("Reloading complete")
         return True
 
     def _reload_failed(self, trigger: str, exc: BaseException) -> None:
+        reload_failed.inc()
+        self.last_reload_error = str(exc)
         _core_log.error(f"Restart failed: {exc}")
-        _core_log.error(f"{trigger}: {exc}")
+        if trigger == "SIGUSR1":
+            _core_log.error(f"{trigger}: {exc}")
+
+
+reload_failed = metrics.counter(
+    "reload", "failed_total", "Counter of the number of failed reload attempts.", registry=PROCESS_REGISTRY
+)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The error inside a DeferredList's ``FirstError``."""
+    if isinstance(exc, FirstError) and exc.subFailure.value is not None:
+        return exc.subFailure.value
+    return exc
+
+
+def exposition(*registries: CollectorRegistry) -> bytes:
+    """The text format of several registries, one after the other (their families are apart)."""
+    return b"".join(generate_latest(r) for r in registries)
 
 
 def run_master(
@@ -558,7 +802,7 @@ def run_master(
     pidfile: str = "",
     reactor: Any = None,
 ) -> int:
-    """``twisted-coredns`` with multisocket: run the master until SIGTERM or SIGINT."""
+    """``twisted-coredns``: serve until SIGTERM or SIGINT; return the exit code."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -566,15 +810,36 @@ def run_master(
     master = MasterService(instance, conf=conf, dns_port=dns_port, quiet=quiet, reactor=reactor)
     try:
         master.privilegedStartService()
-    except OSError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 1
-    except CorefileError as exc:
+    except (OSError, CorefileError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
     pid = PidFile(pidfile)
     pid.write()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def stop(message: str) -> None:
+        _core_log.info(message)
+        if reactor.running:
+            reactor.stop()
+
+    # CoreDNS's signals: TERM and INT stop, USR1 reloads, HUP is ignored ("this signal is sometimes
+    # sent outside of the user's control"). Python runs handlers between bytecodes, so each one
+    # only hands its work to the reactor thread.
+    handlers: dict[int, Callable[[], object]] = {
+        signal.SIGTERM: lambda: stop("SIGTERM: Shutting down servers then terminating"),
+        signal.SIGINT: lambda: stop("SIGINT: Shutting down"),
+    }
+
+    def _on_signal(action: Callable[[], object]) -> Callable[[int, object], None]:
+        return lambda _n, _f: reactor.callFromThread(action)
+
+    def install_signals() -> None:
+        # After the reactor's own: it must keep its SIGCHLD handler, without which a worker that
+        # exits after closing its pipes is never reaped (nor its end seen).
+        for signum, action in handlers.items():
+            signal.signal(signum, _on_signal(action))
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    reactor.callWhenRunning(install_signals)
     reactor.callWhenRunning(master.startService)
     reactor.addSystemEventTrigger("before", "shutdown", master.stopService)
     try:
@@ -584,4 +849,4 @@ def run_master(
     return master.exit_code
 
 
-__all__ = ["MasterService", "WorkerProcess", "run_master", "uses_workers"]
+__all__ = ["MasterService", "WorkerProcess", "exposition", "run_master", "uses_workers"]

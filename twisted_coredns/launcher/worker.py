@@ -26,9 +26,9 @@ from twisted.python.failure import Failure
 from ..clog import PluginLogger
 from ..dns import CLASS_CH, QNAME, records
 from ..request import Request
-from ..response import Response, reply
+from ..response import reply
 from ..server.router import ZoneRouter
-from .control import CONTROL_IN, CONTROL_OUT, QuietAMP, Ready, Stop
+from .control import CONTROL_IN, CONTROL_OUT, Flush, NotReady, QuietAMP, Ready, Stop
 
 _log = PluginLogger("multisocket")
 
@@ -40,26 +40,16 @@ _PR_SET_PDEATHSIG = 1
 
 
 class WorkerRouter(ZoneRouter):
-    """The zone router of a worker: counts queries still waiting on a Deferred (so a graceful stop
-    knows when they are done), and answers ``worker.multisocket. CH TXT``."""
+    """The zone router of a worker: it also answers ``worker.multisocket. CH TXT``."""
 
     def __init__(self, group: Any, index: int) -> None:
         super().__init__(group)
-        self.pending = 0
         self._identity = records.txt(QNAME, 0, f"worker={index}", f"pid={os.getpid()}", rclass=CLASS_CH)
 
     def dispatch(self, request: Request) -> Any:
         if request.qclass == CLASS_CH and request.name == WHOAMI_NAME:
             return reply(request, answer=(self._identity,), aa=True, plugin="multisocket")
-        result: Any = ZoneRouter.dispatch(self, request)
-        if type(result) is not Response:
-            self.pending += 1
-            result.addBoth(self._settled)
-        return result
-
-    def _settled(self, result: Any) -> Any:
-        self.pending -= 1
-        return result
+        return ZoneRouter.dispatch(self, request)
 
 
 class WorkerControl(QuietAMP):
@@ -74,6 +64,15 @@ class WorkerControl(QuietAMP):
         self.worker.stop(grace)
         return {}
 
+    @NotReady.responder
+    def not_ready(self) -> dict[str, Any]:
+        return {"names": self.worker.service.instance.not_ready()}
+
+    @Flush.responder
+    def flush(self) -> dict[str, Any]:
+        self.worker.write_metrics()
+        return {}
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         # The master is gone (killed, even with SIGKILL): no worker outlives it.
@@ -83,10 +82,11 @@ class WorkerControl(QuietAMP):
 class Worker:
     """The service of one worker, and how it ends."""
 
-    def __init__(self, index: int, service: Any, reactor: Any) -> None:
+    def __init__(self, index: int, service: Any, reactor: Any, metrics_dir: str = "") -> None:
         self.index = index
         self.service = service
         self.reactor = reactor
+        self.metrics_path = os.path.join(metrics_dir, f"worker-{os.getpid()}.json") if metrics_dir else ""
         self.control: WorkerControl | None = None
         self._draining: Deferred[None] | None = None
         for server in service.servers:
@@ -120,33 +120,20 @@ class Worker:
 
     @inlineCallbacks
     def _drain(self, grace: float) -> Any:
-        from twisted.internet import udp
-        from twisted.internet.task import deferLater
+        # The master (and a successor) still hold the sockets, so nothing queued is lost.
+        yield self.service.drain(grace)
+        # The last word on what this worker counted: the master adds it to the ended workers'.
+        self.write_metrics()
 
-        stopping = []
-        for server in self.service.servers:
-            for port in server.ports:
-                # UDP: stop reading but keep the socket to send the replies still to come; the
-                # master (and a successor) still hold the socket, so nothing queued is lost.
-                if isinstance(port, udp.Port):
-                    port.stopReading()
-                else:
-                    stopping.append(port.stopListening())
-        for d in stopping:
-            if isinstance(d, Deferred):
-                yield d
-        deadline = self.reactor.seconds() + grace
-        while self.reactor.seconds() < deadline and (self._pending() or self._unflushed()):
-            yield deferLater(self.reactor, 0.02, lambda: None)
-        yield self.service.stopService()
+    def write_metrics(self) -> None:
+        if not self.metrics_path:
+            return
+        from ..metrics import REGISTRY, snapshot
 
-    def _pending(self) -> int:
-        return sum(getattr(s.router, "pending", 0) for s in self.service.servers)
-
-    def _unflushed(self) -> bool:
-        from twisted.internet import tcp
-
-        return any(isinstance(w, tcp.Server) for w in self.reactor.getWriters())
+        try:
+            snapshot.write(REGISTRY, self.metrics_path)
+        except OSError as exc:
+            _log.error(f"worker {self.index}: cannot write metrics: {exc}")
 
 
 def _die_with_master(master_pid: int) -> None:
@@ -179,6 +166,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--filename", default="Corefile")
     parser.add_argument("--dns-port", type=int, default=53)
     parser.add_argument("--sockets", default="{}", help="JSON: listen address -> [udp fd, tcp fd]")
+    parser.add_argument("--metrics-dir", default="", help="where the master reads this worker's metrics")
     return parser.parse_args(argv)
 
 
@@ -204,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except CorefileError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
-    worker = Worker(args.index, service, reactor)
+    worker = Worker(args.index, service, reactor, args.metrics_dir)
     worker.control = WorkerControl(worker)
     standard_io: Any = stdio.StandardIO
     standard_io(worker.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=reactor)

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from ..config import BlockConfig, ListenGroup
 from ..dns.constants import BADVERS, CLASS_IN, DS, REFUSED, SERVFAIL
 from ..dns.names import parent_of
+from ..metrics.queries import panics, record_dropped
 from ..request import Request
 from ..response import Response, error_reply, then
 
@@ -31,6 +32,8 @@ class ZoneRouter:
         # Non-IN classes are refused unless a plugin that answers them is loaded (CoreDNS's
         # EnableChaos, set by chaos, forward and proxy).
         self.enable_chaos = any(b.enable_chaos for b in self.table.values())
+        self.pending = 0
+        """Queries waiting on a Deferred: a graceful stop waits for them."""
 
     def lookup(self, request: Request) -> BlockConfig | None:
         """The longest zone that holds the name; the root zone last. A DS query goes to the most
@@ -61,10 +64,10 @@ class ZoneRouter:
         if request.edns_version > 0:
             return error_reply(request, BADVERS)
         if request.qclass != CLASS_IN and not self.enable_chaos:
-            return error_reply(request, REFUSED)
+            return self._dropped(request, REFUSED)
         block = self.lookup(request)
         if block is None or not block.handlers:
-            return error_reply(request, REFUSED)
+            return self._dropped(request, REFUSED)
         try:
             result = block.handlers[0].serve(request)
         except Exception:
@@ -79,8 +82,20 @@ class ZoneRouter:
         except Exception:
             return self._crashed(request, Failure())
         if isinstance(out, Deferred):
-            return out.addErrback(lambda f: self._crashed(request, f))
+            self.pending += 1
+            return out.addErrback(lambda f: self._crashed(request, f)).addBoth(self._settled)
         return out
+
+    def _settled(self, result: Any) -> Any:
+        self.pending -= 1
+        return result
+
+    @staticmethod
+    def _dropped(request: Request, rcode: int) -> Response:
+        """A query no chain serves: answered here, and counted under the zone ``dropped``."""
+        response = error_reply(request, rcode)
+        record_dropped(request, rcode, response.size)
+        return response
 
     @staticmethod
     def _check(result: Any) -> Response:
@@ -89,6 +104,7 @@ class ZoneRouter:
         raise TypeError(f"handler returned {type(result).__name__}, not a Response")
 
     def _crashed(self, request: Request, failure: Failure) -> Response:
+        panics.inc()
         _log.failure(
             "plugin chain failed for {qname} {qtype}: {error}",
             failure=failure,

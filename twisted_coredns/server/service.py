@@ -38,15 +38,15 @@ class DNSServer:
 
     def bind(self) -> None:
         self.sockets.append(listen_pair(self.group.host, self.group.port))
-        self._record_port(self.sockets[-1][0])
+        self.record_port(self.sockets[-1][0])
 
-    def _record_port(self, udp: socket.socket) -> None:
+    def record_port(self, udp: socket.socket) -> None:
         port = int(udp.getsockname()[1])
         for _address, block in self.group.entries:
             block.bound_ports[self.group.port] = port
 
     def adopt(self, udp: socket.socket, tcp: socket.socket) -> None:
-        self._record_port(udp)
+        self.record_port(udp)
         self.ports.append(adopt_udp(self.reactor, udp, DNSDatagramProtocol(self.router)))
         self.ports.append(adopt_tcp(self.reactor, tcp, DNSStreamFactory(self.router)))
 
@@ -120,6 +120,8 @@ class CoreDNSService(Service):
             self.servers = [s for s in self.servers if s.group.address in sockets]
             for server in self.servers:
                 server.sockets.extend(sockets[server.group.address])
+                # Known now, before the startup hooks run (loop probes its own port).
+                server.record_port(server.sockets[0][0])
         self.banner = ""
 
     def privilegedStartService(self) -> None:
@@ -146,3 +148,40 @@ class CoreDNSService(Service):
         super().stopService()
         yield DeferredList([s.stop() for s in self.servers])
         yield self.instance.stop()
+
+    @inlineCallbacks
+    def drain(self, grace: float) -> Any:
+        """Stop taking queries, let those in flight finish (``grace`` seconds at most), stop.
+
+        UDP sockets stop being read but stay open, to send the replies still to come; whoever
+        shares the socket (the master, a successor) reads what is queued, so nothing is lost."""
+        from twisted.internet import tcp, udp
+        from twisted.internet.task import deferLater
+
+        stopping = []
+        for server in self.servers:
+            for port in server.ports:
+                if isinstance(port, udp.Port):
+                    port.stopReading()
+                else:
+                    stopping.append(port.stopListening())
+        for d in stopping:
+            if isinstance(d, Deferred):
+                yield d
+        deadline = self.reactor.seconds() + grace
+
+        routers = [server.router for server in self.servers]
+
+        def busy() -> bool:
+            if any(router.pending for router in routers):
+                return True
+            # A TCP reply of ours still in the send buffer.
+            return any(
+                isinstance(w, tcp.Server) and getattr(w.protocol, "router", None) in routers
+                for w in self.reactor.getWriters()
+            )
+
+        while self.reactor.seconds() < deadline and busy():
+            yield deferLater(self.reactor, 0.02, lambda: None)
+        if self.running:
+            yield self.stopService()

@@ -130,27 +130,47 @@ class InProcessServer:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        from ..server.service import CoreDNSService
+        from ..launcher.master import MasterService
 
-        self.instance: Instance = build(
-            corefile, filename, registry=registry, dns_port=dns_port, reactor=reactor, default_host=host
+        self.corefile = corefile
+
+        def source() -> tuple[str, str]:
+            return self.corefile, filename
+
+        def rebuild(text: str, name: str) -> Instance:
+            return build(text, name, registry=registry, dns_port=dns_port, reactor=reactor, default_host=host)
+
+        self.instance: Instance = rebuild(corefile, filename)
+        self.service = MasterService(
+            self.instance, reactor=reactor, quiet=True, dns_port=dns_port, default_host=host,
+            source=source, rebuild=rebuild, handle_sigusr1=False,
         )
-        self.service = CoreDNSService(self.instance, reactor, quiet=True)
 
     def start(self) -> Any:
         self.service.privilegedStartService()
-        return self.service.startService()
+        return self.service.start()
 
     def stop(self) -> Any:
         return self.service.stopService()
 
+    def reload(self, corefile: str | None = None) -> Any:
+        """Switch to ``corefile`` (or the same text again) as a SIGUSR1 would; a Deferred True
+        when it took."""
+        if corefile is not None:
+            self.corefile = corefile
+        return self.service.reload("SIGUSR1")
+
     @property
     def port(self) -> int:
-        return self.service.servers[0].port
+        return next(iter(self.service.ports().values()))
 
     @property
     def ports(self) -> dict[str, int]:
-        return {s.group.address: s.port for s in self.service.servers}
+        return self.service.ports()
+
+    def http_port(self, address: str) -> int | None:
+        """The port the HTTP listener of ``address`` (``127.0.0.1:0`` say) is bound to."""
+        return self.service.http.port_of(address)
 
     def query(self, name: str, rdtype: str | int = "A", **kw: Any) -> Any:
         """A Deferred firing with the reply (the client runs in a thread)."""

@@ -32,9 +32,10 @@ class Ready(amp.Command):
 
 class Stop(amp.Command):
     """Master to worker: stop reading new queries, finish those in flight (at most ``grace``
-    seconds), exit 0."""
+    seconds), exit 0. The sockets of the ``closing`` addresses are no longer served by anyone:
+    the worker holds their last copy, so it reads them to the end and its exit closes them."""
 
-    arguments = [(b"grace", amp.Float())]
+    arguments = [(b"grace", amp.Float()), (b"closing", amp.ListOf(amp.Unicode(), optional=True))]
     response = []
     requiresAnswer = False
 

@@ -194,14 +194,15 @@ class WorkerProcess(ProcessProtocol):
 
     # -- stopping -------------------------------------------------------------------------------
 
-    def stop(self, grace: float) -> Deferred[None]:
-        """Graceful: Stop over the pipe when it is up, SIGTERM otherwise; SIGKILL if it lingers."""
+    def stop(self, grace: float, closing: list[str] | None = None) -> Deferred[None]:
+        """Graceful: Stop over the pipe when it is up, SIGTERM otherwise; SIGKILL if it lingers.
+        ``closing``: the addresses whose socket this worker holds the last copy of."""
         done = self.when_ended()
         if self.ended or self.stopping:
             return done
         self.stopping = True
         if self.ready_at is not None and self.control.transport is not None:
-            self.control.callRemote(Stop, grace=grace)
+            self.control.callRemote(Stop, grace=grace, closing=closing or [])
         else:
             self.signal(signal.SIGTERM)
         killer = self.master.reactor.callLater(grace + KILL_AFTER, self.signal, signal.SIGKILL)
@@ -307,9 +308,10 @@ class MasterService(Service):
             for group in instance.groups:
                 pairs = self.sockets.setdefault(group.address, [])
                 while len(pairs) < group.num_sockets:
-                    # With port 0 the first pair picks the port; the others join it.
+                    # With port 0 the first pair picks the port. The others join it, bound by the
+                    # worker that reads them when it starts (sockets.bind_late).
                     port = int(pairs[0][0].getsockname()[1]) if pairs else group.port
-                    pair = listen_pair(group.host, port)
+                    pair = listen_pair(group.host, port, bind=not pairs)
                     pairs.append(pair)
                     bound.append((group.address, pair))
         except BaseException:
@@ -326,20 +328,24 @@ class MasterService(Service):
             for sock in pair:
                 sock.close()
 
-    def _close_unused(self) -> None:
-        """Close the sockets the current Corefile no longer serves (an address gone, or N lower):
-        a socket nobody reads would swallow the queries the kernel hashes to it."""
+    def _close_unused(self) -> dict[int, list[str]]:
+        """Close our copies of the sockets the current Corefile no longer serves (an address
+        gone, or N lower), and say which: socket index -> addresses. The retiring servers hold
+        the last copies, read them to the end, and close them as they stop."""
         wanted = {g.address: g.num_sockets for g in self.instance.groups}
+        closing: dict[int, list[str]] = {}
         for address in list(self.sockets):
             keep = wanted.get(address, 0)
             pairs = self.sockets[address]
-            for pair in pairs[keep:]:
+            for index, pair in enumerate(pairs[keep:], start=keep):
+                closing.setdefault(index, []).append(address)
                 for sock in pair:
                     sock.close()
             if keep:
                 self.sockets[address] = pairs[:keep]
             else:
                 del self.sockets[address]
+        return closing
 
     def ports(self) -> dict[str, int]:
         """Each listen address and the port it is bound to."""
@@ -382,9 +388,10 @@ class MasterService(Service):
         child_fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r", CONTROL_IN: "w", CONTROL_OUT: "r"}
         spec: dict[str, list[int]] = {}
         fd = FIRST_SOCKET_FD
+        ports = self.ports()
         for address, (udp, tcp) in self._assignment(instance, index).items():
             child_fds[fd], child_fds[fd + 1] = udp.fileno(), tcp.fileno()
-            spec[address] = [fd, fd + 1]
+            spec[address] = [fd, fd + 1, ports[address]]
             fd += 2
         args = [
             sys.executable, "-m", "twisted_coredns.launcher.worker",
@@ -471,10 +478,13 @@ class MasterService(Service):
                 call.cancel()
         self._restarts.clear()
 
-    def _retire(self, workers: list[WorkerProcess]) -> Deferred[Any]:
+    def _retire(
+        self, workers: list[WorkerProcess], closing: dict[int, list[str]] | None = None
+    ) -> Deferred[Any]:
         for worker in workers:
             self.retired.add(worker)
-        return DeferredList([w.stop(self.grace) for w in workers])
+        closing = closing or {}
+        return DeferredList([w.stop(self.grace, closing.get(w.index)) for w in workers])
 
     # -- one configuration served, either way ---------------------------------------------------
 
@@ -493,11 +503,17 @@ class MasterService(Service):
         return {}, (yield self._serve_here(instance))
 
     @inlineCallbacks
-    def _end(self, workers: dict[int, WorkerProcess], local: CoreDNSService | None) -> Any:
-        """Retire a configuration's servers: in-flight queries finish (at most the grace)."""
-        ds = [self._retire(list(workers.values()))]
+    def _end(
+        self, workers: dict[int, WorkerProcess], local: CoreDNSService | None,
+        closing: dict[int, list[str]] | None = None,
+    ) -> Any:
+        """Retire a configuration's servers: in-flight queries finish (at most the grace).
+        ``closing`` maps a socket index to the addresses whose socket of that index is going
+        away (the retiring servers hold its last copy)."""
+        closing = closing or {}
+        ds = [self._retire(list(workers.values()), closing)]
         if local is not None:
-            ds.append(local.drain(self.grace))
+            ds.append(local.drain(self.grace, keep_reading=closing.get(0, [])))
         yield DeferredList(ds)
 
     # -- what the process-wide plugins ask (IFront) ---------------------------------------------
@@ -763,8 +779,8 @@ class MasterService(Service):
         self._started(workers)
         self._watch_workers()
         yield old_instance.process_stop()
-        yield self._end(old_workers, old_local)
-        self._close_unused()
+        closing = self._close_unused()
+        yield self._end(old_workers, old_local, closing)
         _core_log.info("Reloading complete")
         return True
 

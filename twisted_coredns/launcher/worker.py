@@ -60,8 +60,8 @@ class WorkerControl(QuietAMP):
         self.worker = worker
 
     @Stop.responder
-    def stop(self, grace: float) -> dict[str, Any]:
-        self.worker.stop(grace)
+    def stop(self, grace: float, closing: list[str] | None = None) -> dict[str, Any]:
+        self.worker.stop(grace, closing or [])
         return {}
 
     @NotReady.responder
@@ -98,10 +98,10 @@ class Worker:
         if self.control is not None:
             yield self.control.callRemote(Ready, index=self.index, pid=os.getpid())
 
-    def stop(self, grace: float = GRACE) -> None:
+    def stop(self, grace: float = GRACE, closing: list[str] | None = None) -> None:
         """Stop taking queries, let those in flight finish, stop the reactor (exit 0)."""
         if self._draining is None:
-            self._draining = self._drain(grace)
+            self._draining = self._drain(grace, closing or [])
             self._draining.addBoth(self._stop_reactor)
 
     def _stop_reactor(self, _: object) -> None:
@@ -119,9 +119,10 @@ class Worker:
         return self._draining
 
     @inlineCallbacks
-    def _drain(self, grace: float) -> Any:
-        # The master (and a successor) still hold the sockets, so nothing queued is lost.
-        yield self.service.drain(grace)
+    def _drain(self, grace: float, closing: list[str] | None = None) -> Any:
+        # The master (and a successor) still hold the sockets, so nothing queued is lost; the
+        # closing ones are read until this worker's exit closes them.
+        yield self.service.drain(grace, keep_reading=closing or ())
         # The last word on what this worker counted: the master adds it to the ended workers'.
         self.write_metrics()
 
@@ -151,7 +152,7 @@ def _die_with_master(master_pid: int) -> None:
 
 def _adopt_sockets(spec: dict[str, list[int]]) -> dict[str, list[tuple[socket.socket, socket.socket]]]:
     sockets = {}
-    for address, (udp_fd, tcp_fd) in spec.items():
+    for address, (udp_fd, tcp_fd, _port) in spec.items():
         pair = (socket.socket(fileno=udp_fd), socket.socket(fileno=tcp_fd))
         for sock in pair:
             sock.setblocking(False)
@@ -165,7 +166,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--master-pid", type=int, required=True)
     parser.add_argument("--filename", default="Corefile")
     parser.add_argument("--dns-port", type=int, default=53)
-    parser.add_argument("--sockets", default="{}", help="JSON: listen address -> [udp fd, tcp fd]")
+    parser.add_argument("--sockets", default="{}", help="JSON: listen address -> [udp fd, tcp fd, port]")
     parser.add_argument("--metrics-dir", default="", help="where the master reads this worker's metrics")
     return parser.parse_args(argv)
 
@@ -187,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     start_logging()
     try:
         instance = build(corefile, args.filename, dns_port=args.dns_port, reactor=reactor)
-        sockets = _adopt_sockets(json.loads(args.sockets))
-        service = CoreDNSService(instance, reactor, quiet=True, sockets=sockets)
+        spec = json.loads(args.sockets)
+        sockets = _adopt_sockets(spec)
+        ports = {address: port for address, (_u, _t, port) in spec.items()}
+        service = CoreDNSService(instance, reactor, quiet=True, sockets=sockets, ports=ports)
     except CorefileError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -22,7 +22,7 @@ from ..config import ListenGroup
 from ..instance import Instance
 from .protocols import DNSDatagramProtocol, DNSStreamFactory
 from .router import ZoneRouter
-from .sockets import adopt_tcp, adopt_udp, listen_pair
+from .sockets import adopt_tcp, adopt_udp, bind_late, leave_group, listen_pair, queued
 
 _log = PluginLogger()
 
@@ -35,17 +35,23 @@ class DNSServer:
         self.router = ZoneRouter(group)
         self.ports: list[Any] = []
         self.sockets: list[tuple[socket.socket, socket.socket]] = []
+        self.bound_port = 0
 
     def bind(self) -> None:
         self.sockets.append(listen_pair(self.group.host, self.group.port))
         self.record_port(self.sockets[-1][0])
 
-    def record_port(self, udp: socket.socket) -> None:
-        port = int(udp.getsockname()[1])
+    def record_port(self, udp: socket.socket | int) -> None:
+        port = udp if isinstance(udp, int) else int(udp.getsockname()[1])
+        self.bound_port = port
         for _address, block in self.group.entries:
             block.bound_ports[self.group.port] = port
 
     def adopt(self, udp: socket.socket, tcp: socket.socket) -> None:
+        if self.bound_port:
+            # Sockets a multisocket master made for a port already served: bound only now.
+            bind_late(udp, self.group.host, self.bound_port)
+            bind_late(tcp, self.group.host, self.bound_port)
         self.record_port(udp)
         self.ports.append(adopt_udp(self.reactor, udp, DNSDatagramProtocol(self.router)))
         self.ports.append(adopt_tcp(self.reactor, tcp, DNSStreamFactory(self.router)))
@@ -105,6 +111,7 @@ class CoreDNSService(Service):
         reactor: Any = None,
         quiet: bool = False,
         sockets: Mapping[str, list[tuple[socket.socket, socket.socket]]] | None = None,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -120,8 +127,10 @@ class CoreDNSService(Service):
             self.servers = [s for s in self.servers if s.group.address in sockets]
             for server in self.servers:
                 server.sockets.extend(sockets[server.group.address])
-                # Known now, before the startup hooks run (loop probes its own port).
-                server.record_port(server.sockets[0][0])
+                # Known now, before the startup hooks run (loop probes its own port); a socket
+                # still to be bound takes the port its address is served on.
+                known = (ports or {}).get(server.group.address)
+                server.record_port(known if known else server.sockets[0][0])
         self.banner = ""
 
     def privilegedStartService(self) -> None:
@@ -150,16 +159,24 @@ class CoreDNSService(Service):
         yield self.instance.stop()
 
     @inlineCallbacks
-    def drain(self, grace: float) -> Any:
+    def drain(self, grace: float, keep_reading: Iterable[str] = ()) -> Any:
         """Stop taking queries, let those in flight finish (``grace`` seconds at most), stop.
 
         UDP sockets stop being read but stay open, to send the replies still to come; whoever
-        shares the socket (the master, a successor) reads what is queued, so nothing is lost."""
+        shares the socket (the master, a successor) reads what is queued, so nothing is lost.
+        The sockets of the addresses in ``keep_reading`` have no successor: this service holds
+        their last copy, so it reads them until it stops, and what the kernel queued in them
+        meanwhile is answered rather than dropped when they close."""
         from twisted.internet import tcp, udp
         from twisted.internet.task import deferLater
 
+        keep = set(keep_reading)
         stopping = []
+        emptying: list[Any] = []
         for server in self.servers:
+            if server.group.address in keep:
+                emptying.extend(p.socket for p in server.ports if isinstance(p, udp.Port))
+                continue
             for port in server.ports:
                 if isinstance(port, udp.Port):
                     port.stopReading()
@@ -172,8 +189,13 @@ class CoreDNSService(Service):
 
         routers = [server.router for server in self.servers]
 
+        for sock in emptying:
+            leave_group(sock)
+
         def busy() -> bool:
             if any(router.pending for router in routers):
+                return True
+            if any(queued(sock) for sock in emptying):
                 return True
             # A TCP reply of ours still in the send buffer.
             return any(

@@ -63,9 +63,14 @@ class ListenError(OSError):
         return str(self.strerror)
 
 
-def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
-    """A bound, non-blocking socket (listening, for TCP) with SO_REUSEPORT set before bind."""
-    family, bind_host, dual = _family_and_host(host)
+def listen_socket(host: str, port: int, kind: socket.SocketKind, bind: bool = True) -> socket.socket:
+    """A bound, non-blocking socket (listening, for TCP) with SO_REUSEPORT set before bind.
+
+    With ``bind=False`` it is made ready but left unbound: ``bind_late`` binds it where and when
+    it is read. A socket joins its port's SO_REUSEPORT group, and gets its share of the queries,
+    the moment it is bound; one bound long before anyone reads it would queue (and, once its
+    buffer is full, drop) that share meanwhile."""
+    family, _bind_host, dual = _family_and_host(host)
     sock = socket.socket(family, kind)
     try:
         if kind == socket.SOCK_STREAM:
@@ -76,17 +81,8 @@ def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socke
             _log.warn("Failed to set SO_REUSEPORT on socket: {error}", error=exc)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
-        address: tuple[Any, ...] = (bind_host, port)
-        if "%" in bind_host:
-            # A link-local address with its zone (fe80::1%eth0, from bind): bind() wants the zone
-            # as a scope id, which only getaddrinfo works out.
-            address = socket.getaddrinfo(bind_host, port, family, kind, 0, socket.AI_NUMERICHOST)[0][4]
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise ListenError(exc.errno, host, port, kind, "bind") from None
-        if kind == socket.SOCK_STREAM:
-            sock.listen(BACKLOG)
+        if bind:
+            _bind(sock, host, port, kind)
         # A blocking socket would hang the reactor in recvfrom, deaf even to SIGTERM.
         sock.setblocking(False)
     except BaseException:
@@ -95,8 +91,37 @@ def listen_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socke
     return sock
 
 
-def listen_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket on the same port; port 0 picks one free for both."""
+def _bind(sock: socket.socket, host: str, port: int, kind: socket.SocketKind) -> None:
+    family, bind_host, _dual = _family_and_host(host)
+    address: tuple[Any, ...] = (bind_host, port)
+    if "%" in bind_host:
+        # A link-local address with its zone (fe80::1%eth0, from bind): bind() wants the zone
+        # as a scope id, which only getaddrinfo works out.
+        address = socket.getaddrinfo(bind_host, port, family, kind, 0, socket.AI_NUMERICHOST)[0][4]
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        raise ListenError(exc.errno, host, port, kind, "bind") from None
+    if kind == socket.SOCK_STREAM:
+        sock.listen(BACKLOG)
+
+
+def bind_late(sock: socket.socket, host: str, port: int) -> None:
+    """Bind (and for TCP listen) a socket made with ``bind=False``; one already bound is left."""
+    if sock.getsockname()[1] == 0:
+        _bind(sock, host, port, sock.type)
+
+
+def listen_pair(host: str, port: int, bind: bool = True) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same port; port 0 picks one free for both. With
+    ``bind=False`` (a port already served), both are left for ``bind_late``."""
+    if not bind:
+        udp = listen_socket(host, port, socket.SOCK_DGRAM, bind=False)
+        try:
+            return udp, listen_socket(host, port, socket.SOCK_STREAM, bind=False)
+        except BaseException:
+            udp.close()
+            raise
     for _attempt in range(50):
         udp = listen_socket(host, port, socket.SOCK_DGRAM)
         chosen = udp.getsockname()[1]
@@ -122,3 +147,33 @@ def adopt_tcp(reactor: Any, sock: socket.socket, factory: Any) -> Any:
     port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
     sock.close()
     return port
+
+
+def leave_group(sock: socket.socket) -> bool:
+    """Stop the kernel from giving ``sock`` any more datagrams, keeping those it holds.
+
+    Closing a UDP socket drops what is queued in it. Linux hands a connected socket of a
+    SO_REUSEPORT group only its peer's datagrams, so connecting it to a port nobody sends from
+    takes it out of the group's share while its queue stays readable: read it empty, then close,
+    and nothing is lost when a reload retires a socket. False where that cannot be done."""
+    try:
+        host = sock.getsockname()[0]
+        if host in ("0.0.0.0", "::", "::ffff:0.0.0.0"):
+            host = "::1" if sock.family == socket.AF_INET6 else "127.0.0.1"
+        sock.connect((host, 1))
+    except OSError:
+        return False
+    return True
+
+
+def queued(sock: socket.socket) -> bool:
+    """Whether a datagram waits in ``sock`` (FIONREAD, without reading it)."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return bool(struct.unpack("i", raw)[0])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ...dns import (
     FORMERR,
@@ -33,6 +34,7 @@ from ...dns import (
     skip_name,
 )
 from ...dns.header import COUNTS, U16
+from ...interfaces import IReady
 from ...plugin import Handler
 from ...request import Request
 from ...response import Response, error_reply
@@ -77,8 +79,9 @@ def matches(request: Request, reply: bytes) -> bool:
     return got[:-4].lower() == q[:-4].lower() and got[-4:] == q[-4:]
 
 
+@implementer(IReady)
 class Forward(Handler):
-    """One ``forward`` directive."""
+    """One ``forward`` directive. Ready (for ``/ready``) once an upstream has answered."""
 
     name = "forward"
 
@@ -104,6 +107,9 @@ class Forward(Handler):
         self._concurrent = 0
         self._following: Forward | None = None
         self._next: Any = None
+        self.probe_at_start = False
+        """Check every upstream once at start, so ``/ready`` need not wait for the first query
+        (set when the block uses ``ready``; CoreDNS otherwise never probes a healthy upstream)."""
 
     # Several forward directives in one block form a chain: each passes on to the one after it,
     # and only the last one to the plugin after forward (CoreDNS's setup wires them the same way).
@@ -126,6 +132,12 @@ class Forward(Handler):
     def on_startup(self) -> None:
         for p in self.proxies:
             p.start(self.hc_interval)
+            if self.probe_at_start:
+                p.healthcheck()
+
+    def ready(self) -> bool:
+        mine = any(p.answered for p in self.proxies)
+        return mine and (self._following is None or self._following.ready())
 
     def on_shutdown(self) -> Deferred[Any]:
         from twisted.internet.defer import DeferredList

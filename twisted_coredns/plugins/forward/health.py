@@ -50,6 +50,7 @@ class HealthChecker:
 
     def _healthy(self, _reply: bytes) -> None:
         self.proxy.fails = 0
+        self.proxy.answered = True
 
     def _unhealthy(self, failure: Failure) -> Failure:
         self._failures.inc()

@@ -1,8 +1,9 @@
 """The metrics of ``forward`` and of its upstream proxies, named as CoreDNS names them now.
 
 ``coredns_forward_*`` count what the plugin decides; ``coredns_proxy_*`` (label
-``proxy_name="forward"``) what happens with each upstream. The deprecated
-``coredns_forward_requests_total`` family is not kept: CoreDNS replaced it with the proxy histogram.
+``proxy_name="forward"``) what happens with each upstream. Of the families CoreDNS deprecated,
+``coredns_forward_requests_total{to}`` is kept: CoreDNS's own dashboards and many alerts still
+query it, and it costs one increment per upstream reply.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ max_concurrent_rejects = metrics.counter(
     "forward",
     "max_concurrent_rejects_total",
     "Counter of the number of queries rejected because the concurrent queries were at maximum.",
+)
+requests = metrics.counter(
+    "forward", "requests_total", "Counter of requests made per upstream.", ["to"]
 )
 request_duration = metrics.histogram(
     "proxy",

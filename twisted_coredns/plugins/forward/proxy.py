@@ -56,6 +56,9 @@ class Proxy:
         self._hits: dict[str, Any] = {}
         self._misses: dict[str, Any] = {}
         self._durations: dict[int, Any] = {}
+        self._requests = metrics.requests.labels(addr)
+        self.answered = False
+        """Some reply came from this upstream, to a query or a health check (readiness)."""
 
     def __repr__(self) -> str:
         return f"<Proxy {self.protocol}://{self.addr} fails={self.fails}>"
@@ -220,4 +223,6 @@ class Proxy:
             child = metrics.request_duration.labels(self.proxy_name, self.addr, label)
             self._durations[rcode] = child
         child.observe(seconds)
+        self._requests.inc()
+        self.answered = True
 

@@ -388,6 +388,7 @@ def setup(c: Controller) -> Forward:
     for current, following in itertools.pairwise(chain):
         current.follow_with(following)
     for f in chain:
+        f.probe_at_start = c.config.watch_ready
         c.on_startup(f.on_startup)
         c.on_shutdown(f.on_shutdown)
     # CoreDNS's EnableChaos: forwarded queries may be of any class.

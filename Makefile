@@ -6,7 +6,9 @@ PORT   ?= 1053
 REPORTS = $(VENV)/reports
 # greet is put on the path, not pip-installed: the trial suite checks -plugins lists it only when installed.
 GREET_SRC = $(CURDIR)/plugins/coredns-greet/src
-DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound
+DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound prometheus golang-github-dnstap-golang-dnstap-cli
+# The commands the tests drive, one per package above (prometheus also gives promtool).
+DEBIAN_COMMANDS = dnsperf kdig dig unbound prometheus promtool dnstap
 
 .PHONY: run test setup tools lint typecheck bench clean
 
@@ -26,10 +28,11 @@ setup: $(VENV)/.installed
 run: setup
 	cd $(CURDIR) && $(BIN)/twisted-coredns -dns.port $(PORT) $(if $(CONF),-conf $(CONF),-conf /dev/null)
 
-## The Debian tools the integration tests and benchmarks drive (dnsperf, kdig, dig, unbound).
+## The Debian tools the integration tests and benchmarks drive (dnsperf, kdig, dig, unbound,
+## prometheus and promtool, the dnstap reader).
 tools:
-	@if command -v dnsperf >/dev/null && command -v kdig >/dev/null && command -v dig >/dev/null \
-	    && command -v unbound >/dev/null; then echo "Debian tools present"; \
+	@if for c in $(DEBIAN_COMMANDS); do command -v $$c >/dev/null || exit 1; done; then \
+	    echo "Debian tools present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TOOLS); \
 	elif command -v sudo >/dev/null; then \

@@ -100,10 +100,12 @@ _PLUGIN_ROWS = [
     ("chaos", "ours: chaos + whoami (IN queries pass through)", ". {\n    chaos\n    whoami\n}\n"),
     ("chain", "ours: errors log any chaos whoami",
      ". {\n    errors\n    log\n    any\n    chaos\n    whoami\n}\n"),
+    ("prometheus", "ours: prometheus + whoami", ". {\n    prometheus 127.0.0.1:0\n    whoami\n}\n"),
 ]
 
 ALL_KEYS = ["unbound", "twistd-zone", *(k for k, _, _ in _PLUGIN_ROWS), "cache", "forward",
-            "twistd-forward", "memory", "multisocket-1", "multisocket-2"]
+            "log-cache-forward", "prometheus-log-cache-forward", "twistd-forward", "memory",
+            "multisocket-1", "multisocket-2"]
 
 
 def _floor(value: float, places: int = 2) -> str:
@@ -302,7 +304,8 @@ class Bench:
             if self.selected(key):
                 self.run_plugin_row(key, title, corefile)
         try:
-            for key in ("cache", "forward", "twistd-forward", "memory"):
+            for key in ("cache", "forward", "log-cache-forward", "prometheus-log-cache-forward",
+                        "twistd-forward", "memory"):
                 if not self.selected(key):
                     continue
                 if missing_unbound:
@@ -368,6 +371,23 @@ class Bench:
             with self._coredns("cache", corefile) as pid:
                 self.measure(row, pid, self.one)
         self.attempt(row, body)
+
+    def _run_chain(self, key: str, title: str, front: str) -> None:
+        row = self.row(key, title, "log-cache-forward" if front else None)
+
+        def body() -> None:
+            up = self.upstream()
+            corefile = f". {{\n{front}    log\n    cache\n    forward . 127.0.0.1:{up.port}\n}}\n"
+            with self._coredns(key, corefile, quiet=True) as pid:
+                self.measure(row, pid, self.one)
+        self.attempt(row, body)
+
+    def run_log_cache_forward(self) -> None:
+        self._run_chain("log-cache-forward", "ours: log + cache + forward (cache hits)", "")
+
+    def run_prometheus_log_cache_forward(self) -> None:
+        self._run_chain("prometheus-log-cache-forward", "ours: prometheus + log + cache + forward",
+                        "    prometheus 127.0.0.1:0\n")
 
     def run_forward(self) -> None:
         row = self.row("forward", f"ours: forward to unbound, no cache, {DISTINCT} names", "twistd-forward")
@@ -482,6 +502,9 @@ def targets(rows: dict[str, Row]) -> list[dict[str, Any]]:
 
     qps_target("whoami", "twistd-zone", 2.0, "whoami ≥ 2x twistd dns (zone)")
     qps_target("cache", "twistd-zone", 2.0, "cache hit ≥ 2x twistd dns (zone)")
+    qps_target("prometheus", "whoami", 0.9, "prometheus + whoami ≥ 0.9x whoami alone")
+    qps_target("prometheus-log-cache-forward", "log-cache-forward", 0.9,
+               "prometheus + log + cache + forward ≥ 0.9x the same without prometheus")
     qps_target("forward", "twistd-forward", 1.5, "forward ≥ 1.5x twistd dns (forwarder)")
     half = rows.get("whoami-half")
     if half is None or half.perf is None:

@@ -25,11 +25,11 @@ from prometheus_client.metrics_core import (
 from prometheus_client.utils import floatToGoString
 
 from ..dns.constants import type_name
+from ..response import Response
 from . import PROCESS_REGISTRY, REGISTRY, SIZE_BUCKETS, TIME_BUCKETS, counter, gauge
 
 if TYPE_CHECKING:
     from ..request import Request
-    from ..response import Response
 
 DROPPED = "dropped"
 """The zone of queries that never reach a plugin chain (CoreDNS's ``vars.Dropped``)."""
@@ -55,51 +55,54 @@ def type_label(qtype: int) -> str:
     return type_name(qtype) if qtype in MONITORED_TYPES else "other"
 
 
-# One slot per (server, zone, view, proto, family, qtype, do, rcode, plugin):
-# [queries, duration sum, duration bucket counts, request sizes seen, response sizes seen].
-# Sizes are kept as value -> count (a server sees few distinct sizes) and bucketed at scrape time.
-_COUNT, _DURATION_SUM, _DURATION_BUCKETS, _REQUEST_SIZES, _RESPONSE_SIZES = range(5)
+# One slot per (server, zone, view, proto, family, qtype, do, rcode, plugin, request size,
+# response size): [queries, duration sum, duration bucket counts]. A server sees few distinct sizes,
+# so keeping them in the key costs few slots, and the query path no more than one dict look-up;
+# the sizes are bucketed at scrape time.
+_COUNT, _DURATION_SUM, _DURATION_BUCKETS = range(3)
 _N_TIME = len(TIME_BUCKETS) + 1
 _slots: dict[tuple[Any, ...], list[Any]] = {}
 
 
 def _new_slot(key: tuple[Any, ...]) -> list[Any]:
-    slot: list[Any] = [0, 0.0, [0] * _N_TIME, {}, {}]
+    slot: list[Any] = [0, 0.0, [0] * _N_TIME]
     _slots[key] = slot
     return slot
 
 
-def record(request: Request, response: Response, view: str = "") -> None:
-    """Count one answered query (the ``prometheus`` handler calls this for every reply)."""
+def record(
+    request: Request,
+    response: Response,
+    view: str = "",
+    zone: str | None = None,
+    _slots: dict[tuple[Any, ...], list[Any]] = _slots,
+    _monotonic: Any = monotonic,
+    _bisect: Any = bisect_left,
+    _bounds: tuple[float, ...] = TIME_BUCKETS,
+) -> None:
+    """Count one answered query (the ``prometheus`` handler calls this for every reply).
+
+    A reply no plugin wrote is written by the server, outside CoreDNS's recorder: size 0, no
+    plugin. The defaults after ``zone`` make globals locals: this runs for every query."""
     wire = response.wire
-    if wire is None:
-        # Not written by a plugin: the server writes the error reply, outside the recorder, as in
-        # CoreDNS, so the size is 0 and no plugin is named.
-        _count(request, request.zone, view, response.rcode, "", 0)
-    else:
-        _count(request, request.zone, view, response.rcode, response.plugin, len(wire))
-
-
-def record_dropped(request: Request, rcode: int, size: int) -> None:
-    """A query the server answered itself, before any chain (CoreDNS's ``errorAndMetricsFunc``)."""
-    _count(request, DROPPED, "", rcode, "", size)
-
-
-def _count(request: Request, zone: str, view: str, rcode: int, plugin: str, size: int) -> None:
-    key = (request.server, zone, view, request.proto, 2 if ":" in request.remote[0] else 1,
-           request.qtype, request.edns_flags & 0x8000, rcode, plugin)
+    key = (
+        request.server, request.zone if zone is None else zone, view, request.proto,
+        2 if ":" in request.remote[0] else 1, request.qtype, request.edns_flags & 0x8000, response.rcode,
+        "" if wire is None else response.plugin, len(request.wire), 0 if wire is None else len(wire),
+    )
     slot = _slots.get(key)
     if slot is None:
         slot = _new_slot(key)
-    elapsed = monotonic() - request.start
-    slot[_COUNT] += 1
-    slot[_DURATION_SUM] += elapsed
-    slot[_DURATION_BUCKETS][bisect_left(TIME_BUCKETS, elapsed)] += 1
-    sizes = slot[_REQUEST_SIZES]
-    n = len(request.wire)
-    sizes[n] = sizes.get(n, 0) + 1
-    sizes = slot[_RESPONSE_SIZES]
-    sizes[size] = sizes.get(size, 0) + 1
+    elapsed = _monotonic() - request.start
+    slot[0] += 1
+    slot[1] += elapsed
+    slot[2][_bisect(_bounds, elapsed)] += 1
+
+
+def record_dropped(request: Request, rcode: int, response: Response) -> None:
+    """A query the server answered itself, before any chain (CoreDNS's ``errorAndMetricsFunc``):
+    zone ``dropped``, no plugin, and the size of the reply the server wrote."""
+    record(request, Response(response.wire, rcode), "", DROPPED)
 
 
 def _cumulative(counts: list[int]) -> list[int]:
@@ -108,14 +111,6 @@ def _cumulative(counts: list[int]) -> list[int]:
         total += c
         out.append(total)
     return out
-
-
-def _bucket_sizes(sizes: dict[int, int], into: list[int]) -> float:
-    total = 0.0
-    for value, count in sizes.items():
-        into[bisect_left(SIZE_BUCKETS, value)] += count
-        total += value * count
-    return total
 
 
 class QueryCollector:
@@ -130,7 +125,7 @@ class QueryCollector:
         response_sizes: dict[tuple[str, ...], list[Any]] = {}
         n_size = len(SIZE_BUCKETS) + 1
         for key, slot in list(_slots.items()):
-            server, zone, view, proto, family, qtype, do, rcode, plugin = key
+            server, zone, view, proto, family, qtype, do, rcode, plugin, request_size, response_size = key
             n = slot[_COUNT]
             k6 = (server, zone, view, proto, str(family), type_label(qtype))
             requests[k6] = requests.get(k6, 0) + n
@@ -143,10 +138,10 @@ class QueryCollector:
             for i, c in enumerate(slot[_DURATION_BUCKETS]):
                 d[0][i] += c
             d[1] += slot[_DURATION_SUM]
-            seen = ((request_sizes, slot[_REQUEST_SIZES]), (response_sizes, slot[_RESPONSE_SIZES]))
-            for into, sizes in seen:
+            for into, size in ((request_sizes, request_size), (response_sizes, response_size)):
                 h = into.setdefault((server, zone, view, proto), [[0] * n_size, 0.0])
-                h[1] += _bucket_sizes(sizes, h[0])
+                h[0][bisect_left(SIZE_BUCKETS, size)] += n
+                h[1] += size * n
 
         family = CounterMetricFamily(
             "coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",

@@ -94,7 +94,7 @@ class ZoneRouter:
     def _dropped(request: Request, rcode: int) -> Response:
         """A query no chain serves: answered here, and counted under the zone ``dropped``."""
         response = error_reply(request, rcode)
-        record_dropped(request, rcode, response.size)
+        record_dropped(request, rcode, response)
         return response
 
     @staticmethod

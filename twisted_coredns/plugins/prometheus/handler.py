@@ -20,7 +20,8 @@ class Metrics(Handler):
         self.view = view
 
     def serve(self, request: Request) -> Any:
-        result = self.serve_next(request)
+        nxt = self.next
+        result = nxt.serve(request) if nxt is not None else self.serve_next(request)
         if type(result) is Response:
             record(request, result, self.view)
             return result

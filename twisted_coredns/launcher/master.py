@@ -760,13 +760,17 @@ class MasterService(Service):
             self._reload_failed(trigger, exc)
             return False
         old_instance, old_workers, old_local = self.instance, dict(self.workers), self.local
+        routes = self.http.routes()
         try:
             yield self._process_start(instance)
         except Exception as exc:
-            # The new configuration's endpoints could not start (an address in use): back to the
-            # old one's, as CoreDNS's OnRestartFailed does.
-            yield instance.process_stop()
-            yield self._process_start(old_instance)
+            # The new configuration's endpoints could not start (an address in use): its hooks are
+            # undone and the old configuration's routes put back as they were, still serving.
+            try:
+                yield instance.process_stop()
+            except Exception as stop_error:
+                _core_log.error(f"Restart failed: {stop_error}")
+            self.http.restore(routes)
             yield self._end(workers, local)
             self._unbind(bound)
             self._reload_failed(trigger, _cause(exc))

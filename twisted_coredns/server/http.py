@@ -31,22 +31,34 @@ IDLE_TIMEOUT = 5.0
 
 def split_host_port(address: str) -> tuple[str, str]:
     """Go's ``net.SplitHostPort`` (``:8080``, ``localhost:9153``, ``[::1]:8181``), with its error
-    texts: what the plugins' setup checks."""
+    texts: what the plugins' setup checks. The port is not checked here, as Go does not."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"address {address}: {why}")
+
+    last = address.rfind(":")
+    if last < 0:
+        raise bad("missing port in address")
+    j = k = 0
     if address.startswith("["):
         end = address.find("]")
         if end < 0:
-            raise ValueError(f"address {address}: missing ']' in address")
-        host, rest = address[1:end], address[end + 1 :]
-        if not rest.startswith(":"):
-            raise ValueError(f"address {address}: missing port in address")
-        port = rest[1:]
+            raise bad("missing ']' in address")
+        if end + 1 == len(address):
+            raise bad("missing port in address")
+        if end + 1 != last:
+            raise bad("too many colons in address" if address[end + 1] == ":" else "missing port in address")
+        host = address[1:end]
+        j, k = 1, end + 1
     else:
-        host, sep, port = address.rpartition(":")
-        if not sep:
-            raise ValueError(f"address {address}: missing port in address")
+        host = address[:last]
         if ":" in host:
-            raise ValueError(f"address {address}: too many colons in address")
-    return host, port
+            raise bad("too many colons in address")
+    if "[" in address[j:]:
+        raise bad("unexpected '[' in address")
+    if "]" in address[k:]:
+        raise bad("unexpected ']' in address")
+    return host, address[last + 1 :]
 
 
 class _Router(Resource):
@@ -88,7 +100,7 @@ class HTTPListener:
     def listen(self) -> None:
         host, port = split_host_port(self.address)
         if not port.isdigit() or int(port) > 65535:
-            raise OSError(f"listen tcp {self.address}: address {port}: invalid port")
+            raise OSError(f"listen tcp: address {port}: invalid port")
         sock = listen_socket(host, int(port), socket.SOCK_STREAM)
         self.port = adopt_tcp(self.reactor, sock, self.site)
 
@@ -110,6 +122,7 @@ class HTTPListeners:
         self.reactor = reactor
         self.listeners: dict[str, HTTPListener] = {}
         self._owners: dict[tuple[str, str], tuple[object, bool]] = {}
+        self._closing: list[Deferred[Any]] = []
 
     def add_route(
         self, address: str, path: str, resource: IResource, owner: object = None, exclusive: bool = False
@@ -144,7 +157,36 @@ class HTTPListeners:
             self._owners.pop((address, path), None)
         if not listener.router.routes:
             del self.listeners[address]
-            listener.close()
+            closing = listener.close()
+            self._closing.append(closing)
+
+            def closed(result: Any) -> Any:
+                self._closing.remove(closing)
+                return result
+
+            closing.addBoth(closed)
+
+    def routes(self) -> dict[tuple[str, str], tuple[IResource, object, bool]]:
+        """Every route, with its owner: what ``restore`` puts back."""
+        out = {}
+        for address, listener in self.listeners.items():
+            for path, resource in listener.router.routes.items():
+                key = (address, path.decode("ascii"))
+                owner, exclusive = self._owners.get(key, (None, False))
+                out[key] = (resource, owner, exclusive)
+        return out
+
+    def restore(self, routes: dict[tuple[str, str], tuple[IResource, object, bool]]) -> None:
+        """Put ``routes`` back as they were (a reload whose endpoints failed to start); routes
+        added since on other paths stay until their owner removes them."""
+        for (address, path), (resource, owner, exclusive) in routes.items():
+            listener = self.listeners.get(address)
+            if listener is None:
+                listener = HTTPListener(address, self.reactor)
+                listener.listen()
+                self.listeners[address] = listener
+            listener.router.routes[path.encode("ascii")] = resource
+            self._owners[(address, path)] = (owner, exclusive)
 
     def port_of(self, address: str) -> int | None:
         listener = self.listeners.get(address)
@@ -154,7 +196,7 @@ class HTTPListeners:
         from twisted.internet.defer import DeferredList
 
         listeners, self.listeners = list(self.listeners.values()), {}
-        return DeferredList([listener.close() for listener in listeners])
+        return DeferredList([listener.close() for listener in listeners] + list(self._closing))
 
 
 __all__ = ["IDLE_TIMEOUT", "HTTPListener", "HTTPListeners", "split_host_port"]

@@ -174,9 +174,17 @@ class UDPConnection(_Relay, tdns.DNSDatagramProtocol):
         self.replies = 0
         self.remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         interface = source or ("::" if ":" in host else "")
+        self.local = ""
         self._port = reactor.listenUDP(0, self, interface=interface, maxPacketSize=65535)
         transport: Any = self.transport
-        transport.connect(host, port)
+        try:
+            transport.connect(host, port)
+        except OSError as exc:
+            # No route to the upstream (ENETUNREACH and the like): Go's dial error, no socket left.
+            self.closed = True
+            self._port.stopListening()
+            reason = (exc.strerror or str(exc)).lower()
+            raise OSError(exc.errno, f"dial udp {self.remote}: connect: {reason}") from None
         self.local = _hostport(transport.getHost())
 
     def _send(self, wire: bytes) -> None:

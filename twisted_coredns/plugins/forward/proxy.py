@@ -190,7 +190,10 @@ class Proxy:
         """Send a query's bytes over ``proto``; the reply's bytes (with our ID) or a failure."""
         if self.protocol == HTTPS:
             return self.doh.exchange(wire)
-        conn, _cached = self.dial(proto)
+        try:
+            conn, _cached = self.dial(proto)
+        except OSError as exc:
+            return fail(UpstreamError(exc.strerror or str(exc)))
         return conn.relay(wire, self.read_timeout)
 
     def probe_exchange(self, wire: bytes, tcp: bool, timeout: float) -> Deferred[bytes]:
@@ -201,7 +204,7 @@ class Proxy:
         try:
             conn = self._new_connection(kind, None)
         except OSError as exc:
-            return fail(UpstreamError(str(exc)))
+            return fail(UpstreamError(exc.strerror or str(exc)))
         self._oneshots.add(conn)
         d = conn.relay(wire, timeout)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ... import metrics
@@ -71,11 +73,9 @@ class SelfCheck:
     def check(self) -> Deferred[Any] | None:
         if self._pending is not None:
             return None  # the last one is still out: it will be counted when it ends
-        from twisted.web.client import readBody
-
         start = self.reactor.seconds()
         d = self.agent.request(b"GET", self.url.encode("ascii"))
-        d.addCallback(readBody)
+        d.addCallback(_discard_body)
         timer = self.reactor.callLater(CHECK_TIMEOUT, d.cancel)
 
         def done(_: object) -> None:
@@ -90,7 +90,8 @@ class SelfCheck:
                 return
             duration.observe(self.reactor.seconds() - start)
             failures.inc()
-            _log.warning(f"Local health request to {go_quote(self.url)} failed: {_client_error(self.url, failure)}")
+            why = _client_error(self.url, failure)
+            _log.warning(f"Local health request to {go_quote(self.url)} failed: {why}")
 
         def settled(result: object) -> None:
             if timer.active():
@@ -102,13 +103,46 @@ class SelfCheck:
         return d
 
 
+class _DiscardBody(Protocol):
+    """Reads a response's body to its end and drops it (Go's ``resp.Body.Close()``), so that the
+    kept-alive connection serves the next check."""
+
+    def __init__(self) -> None:
+        self.finished: Deferred[None] = Deferred(self._abort)
+
+    def _abort(self, _: object) -> None:
+        transport: Any = self.transport
+        if transport is not None:
+            transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        from twisted.web.client import ResponseDone
+        from twisted.web.http import PotentialDataLoss
+
+        if self.finished.called:  # cancelled: the timeout, or stop
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(None)
+        else:
+            self.finished.errback(reason)
+
+
+def _discard_body(response: Any) -> Deferred[None]:
+    protocol = _DiscardBody()
+    response.deliverBody(protocol)
+    return protocol.finished
+
+
 def _client_error(url: str, failure: Any) -> str:
     """The error of a failed check as Go's ``http.Client`` words it (``Get "URL": ...``): a
     refused connection, the 3 s timeout at any stage, or else Twisted's own text."""
     from urllib.parse import urlsplit
 
     from twisted.internet.defer import CancelledError
-    from twisted.internet.error import ConnectionRefusedError, TimeoutError
+    from twisted.internet.error import ConnectingCancelledError, ConnectionRefusedError, TimeoutError
     from twisted.web.client import RequestTransmissionFailed, ResponseFailed
 
     error = failure.value
@@ -116,7 +150,7 @@ def _client_error(url: str, failure: Any) -> str:
         error = error.reasons[0].value  # the cause, not the list Twisted wraps it in
     if isinstance(error, ConnectionRefusedError):
         why = f"dial tcp {urlsplit(url).netloc}: connect: connection refused"
-    elif isinstance(error, (CancelledError, TimeoutError)):
+    elif isinstance(error, (CancelledError, ConnectingCancelledError, TimeoutError)):
         why = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
     else:
         why = str(error) or type(error).__name__

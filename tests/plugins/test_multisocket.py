@@ -18,6 +18,7 @@ from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import build
 from twisted_coredns.launcher import cpus
 from twisted_coredns.launcher.master import MasterService, uses_workers
+from twisted_coredns.server.sockets import bind_late
 from twisted_coredns.strconv import atoi as go_atoi
 from twisted_coredns.testing import run_cli
 
@@ -207,6 +208,15 @@ class ReusePortTests(SynchronousTestCase):
         self.addCleanup(master.close_sockets)
         # One address (port 0 shared by both keys): the first block's 3 decides; one port for all.
         self.assertEqual(master.socket_counts(), {"dns://127.0.0.1:0": 3})
+        first, *others = master.sockets["dns://127.0.0.1:0"]
+        port = first[0].getsockname()[1]
+        self.assertNotEqual(port, 0)
+        # The others are bound by the worker that reads them, as it starts (bind_late): until then
+        # they take no share of the port's queries.
+        for udp, tcp in others:
+            self.assertEqual((udp.getsockname()[1], tcp.getsockname()[1]), (0, 0))
+            bind_late(udp, "127.0.0.1", port)
+            bind_late(tcp, "127.0.0.1", port)
         ports = {udp.getsockname()[1] for udp, _tcp in master.sockets["dns://127.0.0.1:0"]}
         ports |= {tcp.getsockname()[1] for _udp, tcp in master.sockets["dns://127.0.0.1:0"]}
         self.assertEqual(len(ports), 1)
@@ -222,12 +232,16 @@ class ReusePortTests(SynchronousTestCase):
         observer: Any = events.append
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.addCleanup(master.close_sockets)
         with mock.patch.dict(socket.__dict__):
             del socket.__dict__["SO_REUSEPORT"]  # as on a system without it
+            master._bind(instance)
+            (first, _), (second, _tcp) = master.sockets["dns://127.0.0.1:0"]
+            # The second socket is bound by its worker, where the bind fails as CoreDNS's does.
             with self.assertRaises(OSError) as caught:
-                master._bind(instance)
+                bind_late(second, "127.0.0.1", first.getsockname()[1])
         self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
-        self.assertEqual(master.sockets, {}, "what was bound is closed again")
+        self.assertIn("bind: address already in use", str(caught.exception))
         formats = [str(e.get("log_format", "")) for e in events]
         self.assertTrue(any("Failed to set SO_REUSEPORT on socket" in f for f in formats), formats)
 

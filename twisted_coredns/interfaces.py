@@ -85,5 +85,7 @@ class IFront(Interface):
         """A Deferred of the Prometheus text exposition of every process's metrics, summed."""
 
     def reload(trigger: str) -> Any:
-        """Re-read the Corefile and switch to it with nothing lost; a Deferred True on success.
-        On failure the running configuration keeps serving and the error is logged."""
+        """Re-read the Corefile and switch to it with nothing lost; a Deferred True on success,
+        False on failure (the running configuration keeps serving, the error is logged and kept
+        in ``last_reload_error``), None when nothing was tried because another reload is under
+        way or the server has not started."""

@@ -714,12 +714,14 @@ class MasterService(Service):
 
     @inlineCallbacks
     def reload(self, trigger: str = "SIGUSR1") -> Any:
-        """Re-read the Corefile and switch to it; on any error keep serving."""
+        """Re-read the Corefile and switch to it; on any error keep serving. True when it took,
+        False when it failed, None when nothing was tried (not serving yet, or another reload
+        under way): the caller may try again later."""
         if not self.serving:
             _core_log.error(f"{trigger}: not reloading: the servers are not started yet")
-            return False
+            return None
         if self._reloading:
-            return False
+            return None
         self._reloading = True
         try:
             return (yield self._reload(trigger))

@@ -114,4 +114,7 @@ class ZoneRouter:
             # Logger.failure defaults to critical ([FATAL]); CoreDNS logs a recovered panic as an error.
             level=LogLevel.error,
         )
-        return error_reply(request, SERVFAIL, failure.value)
+        response = error_reply(request, SERVFAIL, failure.value)
+        # CoreDNS's recover answers through errorAndMetricsFunc: counted under zone "dropped".
+        record_dropped(request, SERVFAIL, response)
+        return response

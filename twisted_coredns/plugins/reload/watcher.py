@@ -137,6 +137,8 @@ class CorefileWatcher:
 
     def _done(self, ok: object, sha512: str) -> None:
         self.reloading = False
+        if ok is None:
+            return  # another reload (a SIGUSR1) was under way: look again at the next tick
         if ok is True:
             # The new configuration runs its own watcher (if it kept reload), which shows its hash.
             if self.loop.running:

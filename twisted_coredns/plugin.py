@@ -202,6 +202,23 @@ class Controller:
         except ValueError as exc:
             raise self.err(directive.args[0], str(exc)) from None
 
+    def host_port_arg(self, directive: Directive, default: str) -> str:
+        """The directive's optional ``HOST:PORT`` argument (``health``, ``ready``,
+        ``prometheus``), or ``default``: more than one argument is CoreDNS's argument error, and
+        the address is checked as Go's ``net.SplitHostPort`` checks it, with its error text."""
+        from .server.http import split_host_port
+
+        if len(directive.args) > 1:
+            raise self.arg_error(directive)
+        if not directive.args:
+            return default
+        address = directive.args[0].text
+        try:
+            split_host_port(address)
+        except ValueError as exc:
+            raise CorefileError(str(exc)) from None
+        return address
+
     def once(self) -> Directive:
         """The directive may appear once per block; CoreDNS's ``plugin.ErrOnce``."""
         if len(self.directives) > 1:

@@ -138,14 +138,19 @@ class HTTPListeners:
             host, port = split_host_port(address)
             raise ListenError(errno.EADDRINUSE, host, int(port) if port.isdigit() else 0,
                               socket.SOCK_STREAM, "bind")
+        listener = self._listener(address)
+        listener.router.routes[path.encode("ascii")] = resource
+        self._owners[key] = (owner, exclusive)
+        return listener.bound_port
+
+    def _listener(self, address: str) -> HTTPListener:
+        """The listener of ``address``, listening now if nothing did."""
         listener = self.listeners.get(address)
         if listener is None:
             listener = HTTPListener(address, self.reactor)
             listener.listen()
             self.listeners[address] = listener
-        listener.router.routes[path.encode("ascii")] = resource
-        self._owners[key] = (owner, exclusive)
-        return listener.bound_port
+        return listener
 
     def remove_route(self, address: str, path: str, resource: IResource) -> None:
         listener = self.listeners.get(address)
@@ -180,11 +185,7 @@ class HTTPListeners:
         """Put ``routes`` back as they were (a reload whose endpoints failed to start); routes
         added since on other paths stay until their owner removes them."""
         for (address, path), (resource, owner, exclusive) in routes.items():
-            listener = self.listeners.get(address)
-            if listener is None:
-                listener = HTTPListener(address, self.reactor)
-                listener.listen()
-                self.listeners[address] = listener
+            listener = self._listener(address)
             listener.router.routes[path.encode("ascii")] = resource
             self._owners[(address, path)] = (owner, exclusive)
 

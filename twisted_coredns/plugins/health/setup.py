@@ -24,14 +24,7 @@ def parse(controller: Controller) -> tuple[str, float]:
     address = ""
     lame = 0.0
     for directive in controller.directives:
-        if len(directive.args) > 1:
-            raise controller.arg_error(directive)
-        if directive.args:
-            address = directive.args[0].text
-            try:
-                split_host_port(address)
-            except ValueError as exc:
-                raise CorefileError(str(exc)) from None
+        address = controller.host_port_arg(directive, address)
         for prop in directive.block or []:
             if prop.name != "lameduck":
                 raise controller.unknown_property(prop)

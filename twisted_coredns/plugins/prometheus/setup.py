@@ -11,12 +11,10 @@ from typing import Any
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 
 from ...config import BlockConfig
-from ...corefile.errors import CorefileError
 from ...interfaces import IFront
 from ...metrics import PROCESS_REGISTRY
 from ...metrics.queries import plugin_enabled, set_build_info
 from ...plugin import Controller
-from ...server.http import split_host_port
 from .endpoint import MetricsPage
 from .handler import Metrics
 
@@ -44,16 +42,8 @@ def _enable_runtime_metrics() -> None:
 
 def parse(controller: Controller) -> tuple[str, bool]:
     directive = controller.once()
-    address = DEFAULT_ADDRESS
+    address = controller.host_port_arg(directive, DEFAULT_ADDRESS)
     runtime = False
-    if len(directive.args) > 1:
-        raise controller.arg_error(directive)
-    if directive.args:
-        address = directive.args[0].text
-        try:
-            split_host_port(address)
-        except ValueError as exc:
-            raise CorefileError(str(exc)) from None
     for prop in directive.block or []:
         if prop.name == "runtime_metrics":
             if prop.args:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...corefile.errors import CorefileError
 from ...interfaces import IFront
 from ...plugin import Controller
-from ...server.http import split_host_port
 from .endpoint import ReadyPage
 
 DEFAULT_ADDRESS = ":8181"
@@ -22,16 +20,8 @@ MONITOR_TYPES = ("until-ready", "continuously")
 
 def parse(controller: Controller) -> tuple[str, str]:
     directive = controller.directives[0]
-    address = DEFAULT_ADDRESS
+    address = controller.host_port_arg(directive, DEFAULT_ADDRESS)
     monitor = "until-ready"
-    if len(directive.args) > 1:
-        raise controller.arg_error(directive)
-    if directive.args:
-        address = directive.args[0].text
-        try:
-            split_host_port(address)
-        except ValueError as exc:
-            raise CorefileError(str(exc)) from None
     for prop in directive.block or []:
         if prop.name != "monitor":
             raise controller.unknown_property(prop)

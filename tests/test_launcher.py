@@ -29,7 +29,7 @@ from twisted_coredns.launcher.master import MasterService, WorkerProcess
 from twisted_coredns.launcher.worker import Worker
 from twisted_coredns.registry import default_registry
 from twisted_coredns.server.service import CoreDNSService
-from twisted_coredns.testing import SubprocessServer, free_port, query, query_in_thread
+from twisted_coredns.testing import SubprocessServer, free_port, query, query_in_thread, worker_pids
 
 from .helpers import test_registry
 
@@ -72,13 +72,7 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def _children(pid: int) -> set[int]:
-    kids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields is not None and int(fields[1]) == pid:
-                kids.add(int(entry))
-    return kids
+    return worker_pids(pid)
 
 
 def _alive(pid: int) -> bool:

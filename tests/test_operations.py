@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_coredns.testing import SubprocessServer, free_port, query
+from twisted_coredns.testing import SubprocessServer, free_port, query, worker_pids
 from twisted_coredns.testing.unbound import UnboundServer, unbound_missing
 
 DNSPERF = shutil.which("dnsperf")
@@ -84,18 +84,8 @@ def listeners(port: int) -> int:
 
 
 def children(pid: int) -> set[int]:
-    kids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.add(int(entry))
-    return kids
+    """The master's workers (not its fork server)."""
+    return worker_pids(pid)
 
 
 def dnsperf(port: int, queries: list[str], seconds: int, qps: int, timeout: int = 2) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from typing import Any
 
 from . import __version__
 
@@ -60,17 +61,51 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"open {opts.conf}: {(exc.strerror or str(exc)).lower()}\n")
         return 1
+    forkserver = _fork_server_for(text, filename)
     start_logging()
     try:
         instance = build(text, filename, dns_port=opts.dns_port)
     except CorefileError as exc:
         sys.stderr.write(f"{exc}\n")
+        if forkserver is not None:
+            forkserver.stop()
         return 1
     from .launcher.master import run_master
 
     return run_master(
-        instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile
+        instance, conf=opts.conf, dns_port=opts.dns_port, quiet=opts.quiet, pidfile=opts.pidfile,
+        forkserver=forkserver,
     )
+
+
+def _asks_for_workers(directive: Any) -> bool:
+    """``multisocket`` with more than one socket (its default is the usable CPUs)."""
+    if directive.name != "multisocket":
+        return False
+    if not directive.args:
+        from .launcher.cpus import usable_cpus
+
+        return usable_cpus() > 1
+    text = directive.args[0].text
+    return not (text.isdigit() and int(text) <= 1)
+
+
+def _fork_server_for(text: str, filename: str) -> Any:
+    """With ``multisocket`` in the Corefile: import what workers need and fork the fork server
+    now, before the reactor exists, so that this process, the fork server and every worker share
+    those pages (launcher/forkserver.py). Without it, nothing: a single process pays nothing."""
+    from .corefile import CorefileError, parse
+
+    try:
+        blocks = parse(text, filename)
+    except CorefileError:
+        return None  # build() reports it
+    if not any(_asks_for_workers(d) for b in blocks for d in b.directives):
+        return None
+    from .launcher import forkserver
+
+    forkserver.prepare()
+    return forkserver.fork_early()
 
 
 if __name__ == "__main__":

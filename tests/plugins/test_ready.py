@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -21,7 +20,7 @@ from twisted_coredns.interfaces import IReady
 from twisted_coredns.plugin import Controller, Handler, Plugin
 from twisted_coredns.plugins.ready import setup as ready_setup
 from twisted_coredns.registry import Registry, default_registry
-from twisted_coredns.testing import SubprocessServer, free_port
+from twisted_coredns.testing import SubprocessServer, free_port, worker_pids
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, run_setup
 
 from .logerr_support import DATA
@@ -218,18 +217,8 @@ class ReadyEndpointTests(TestCase):
 
 
 def workers_of(pid: int) -> list[int]:
-    """The child processes of ``pid`` (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # the field after the state: the ppid
-            children.append(int(entry.name))
-    return sorted(children)
+    """The multisocket workers of the master ``pid`` (from /proc)."""
+    return sorted(worker_pids(pid))
 
 
 def resume(pid: int) -> None:

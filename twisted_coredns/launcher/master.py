@@ -67,6 +67,7 @@ from .control import (
     Ready,
     Stop,
 )
+from .forkserver import ForkServer, spawn_worker
 from .process import PidFile
 
 _log = PluginLogger("multisocket")
@@ -259,6 +260,7 @@ class MasterService(Service):
         source: Callable[[], tuple[str, str]] | None = None,
         rebuild: Callable[[str, str], Instance] | None = None,
         handle_sigusr1: bool = True,
+        forkserver: ForkServer | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -285,6 +287,9 @@ class MasterService(Service):
         """The servers of the current configuration when it is served in this process."""
         self.retired: set[WorkerProcess] = set()
         self.http = HTTPListeners(reactor)
+        self.forkserver = forkserver if forkserver is not None else ForkServer(reactor)
+        self.forkserver.reactor = reactor
+        """Forks the workers from one prepared process, so that they share its memory."""
         self.starting: Instance | None = None
         """The configuration whose process hooks are running (owner of the routes they add)."""
         self.state = "starting"
@@ -404,7 +409,7 @@ class MasterService(Service):
         if self.worker_metrics is not None:
             args += ["--metrics-dir", str(self.worker_metrics.folder)]
         proto = WorkerProcess(self, index, generation, instance.corefile)
-        self.reactor.spawnProcess(proto, sys.executable, args, env=dict(os.environ), childFDs=child_fds)
+        spawn_worker(self.reactor, self.forkserver, index, proto, args, dict(os.environ), child_fds)
         return proto
 
     def _spawn_generation(self, instance: Instance, generation: int) -> dict[int, WorkerProcess]:
@@ -444,10 +449,12 @@ class MasterService(Service):
         served = self.reactor.seconds() - worker.ready_at if worker.ready_at is not None else 0.0
         if served >= THRESHOLD:
             delay = 0.0
-            self._delays[worker.index] = MIN_RESTART_DELAY
+            self._delays[worker.index] = 0.0
         else:
-            delay = self._delays.get(worker.index, MIN_RESTART_DELAY)
-            self._delays[worker.index] = min(delay * 2, MAX_RESTART_DELAY)
+            # The first quick death is restarted at once too (a kill just after a start is no
+            # crash loop); from the second on, 1 s, doubling up to 60 s.
+            delay = self._delays.get(worker.index, 0.0)
+            self._delays[worker.index] = min(max(delay * 2, MIN_RESTART_DELAY), MAX_RESTART_DELAY)
         how = _describe(reason) if reason is not None else "exited"
         _log.error(f"worker {worker.index} (pid {worker.pid}) {how}; restarting it in {delay:g}s")
         self._restarts[worker.index] = self.reactor.callLater(
@@ -492,6 +499,7 @@ class MasterService(Service):
     def _begin(self, instance: Instance, generation: int) -> Any:
         """Serve ``instance`` beside whatever serves now; return (workers, local service)."""
         if uses_workers(instance):
+            yield self.forkserver.when_ready()
             workers = self._spawn_generation(instance, generation)
             try:
                 yield self._await_ready(workers)
@@ -638,6 +646,7 @@ class MasterService(Service):
             self._bind(self.instance)
         self.generation = 1
         if uses_workers(self.instance):
+            yield self.forkserver.when_ready()
             self.workers = self._spawn_generation(self.instance, self.generation)
             yield self._await_ready(self.workers)
         else:
@@ -699,6 +708,7 @@ class MasterService(Service):
         except Exception as exc:
             _core_log.error(f"Shutdown: {exc}")
         yield self.http.close()
+        self.forkserver.stop()
         self.close_sockets()
         if self.worker_metrics is not None:
             shutil.rmtree(self.worker_metrics.folder, ignore_errors=True)
@@ -823,13 +833,15 @@ def run_master(
     quiet: bool = False,
     pidfile: str = "",
     reactor: Any = None,
+    forkserver: ForkServer | None = None,
 ) -> int:
     """``twisted-coredns``: serve until SIGTERM or SIGINT; return the exit code."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    master = MasterService(instance, conf=conf, dns_port=dns_port, quiet=quiet, reactor=reactor)
+    master = MasterService(instance, conf=conf, dns_port=dns_port, quiet=quiet, reactor=reactor,
+                           forkserver=forkserver)
     try:
         master.privilegedStartService()
     except (OSError, CorefileError) as exc:

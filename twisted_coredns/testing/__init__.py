@@ -109,6 +109,28 @@ def free_port(host: str = LOOPBACK) -> int:
     return port
 
 
+def worker_pids(master: int) -> set[int]:
+    """The live multisocket workers of the master process ``master`` (its children, less the
+    fork server that forks them), from /proc."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            comm = Path(f"/proc/{entry}/comm").read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) != master or fields[0] == "Z":
+            continue
+        if comm == "coredns-forksrv" or (b"launcher.forkserver" in cmdline and comm != "coredns-worker-"):
+            continue
+        found.add(int(entry))
+    return found
+
+
 class InProcessServer:
     """Servers for ``corefile`` in this process's reactor, on 127.0.0.1.
 

@@ -62,6 +62,7 @@ typecheck: setup
 
 bench: setup tools
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

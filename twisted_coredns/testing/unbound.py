@@ -6,6 +6,12 @@
 answered NXDOMAIN (or NODATA) from the config and unbound never recurses: no packet leaves this
 machine. With ``tls=(cert_pem_path, key_pem_path)`` it also serves DNS-over-TLS on ``.tls_port``.
 
+``stubs={"slow.test.": PORT}`` makes unbound recurse for the names of a zone, asking only
+127.0.0.1:PORT (a ``stub-zone``); with ``"."`` among them there is no static root, and every name
+outside the local zones goes to that port. A test that holds a UDP socket there without answering
+gets a resolver that is slow on those names (unbound retries for well over 30 seconds) and answers
+its local data at once. Nothing is ever sent anywhere but the stubs' ports.
+
 ``unbound_missing()`` says why tests should be skipped (``None`` when unbound is installed).
 """
 
@@ -52,7 +58,7 @@ class UnboundServer:
     """unbound serving ``records`` (zone-file lines such as ``"a.test. 300 IN A 127.0.0.2"``).
 
     ``zones`` adds ``local-zone`` lines (``"bench. static"``); ``extra`` adds raw ``server:``
-    lines.
+    lines; ``stubs`` maps zones to the 127.0.0.1 port unbound asks for their names.
     """
 
     def __init__(
@@ -63,10 +69,12 @@ class UnboundServer:
         extra: list[str] | None = None,
         tls: tuple[str, str] | None = None,
         threads: int = 1,
+        stubs: dict[str, int] | None = None,
     ) -> None:
         self.records = list(records)
         self.zones = list(zones or [])
         self.extra = list(extra or [])
+        self.stubs = {zone.rstrip(".") + ".": port for zone, port in (stubs or {}).items()}
         self.tls = tls
         self.threads = threads
         self.port = 0
@@ -97,10 +105,14 @@ class UnboundServer:
             "  outgoing-range: 64",
             "  rrset-roundrobin: no",
             "  minimal-responses: no",
-            "  do-not-query-localhost: yes",
-            # Everything is local: nothing is ever looked up on the Internet.
-            '  local-zone: "." static',
+            # The stubs are on 127.0.0.1; without any, unbound never queries anyone.
+            f"  do-not-query-localhost: {'no' if self.stubs else 'yes'}",
         ]
+        # Everything is local or stubbed: nothing is ever looked up on the Internet.
+        if "." not in self.stubs:
+            lines.append('  local-zone: "." static')
+        # A stubbed zone under the static root must be transparent, or the root would answer it.
+        lines += [f"  local-zone: {_quote(zone)} transparent" for zone in self.stubs if zone != "."]
         for zone in self.zones:
             name, _, kind = zone.partition(" ")
             lines.append(f"  local-zone: {_quote(name)} {kind or 'static'}")
@@ -114,6 +126,8 @@ class UnboundServer:
                 f"  tls-service-key: {_quote(self.tls[1])}",
             ]
         lines += [f"  {line}" for line in self.extra]
+        for zone, port in self.stubs.items():
+            lines += ["stub-zone:", f"  name: {_quote(zone)}", f"  stub-addr: 127.0.0.1@{port}"]
         lines += ["remote-control:", "  control-enable: no", ""]
         return "\n".join(lines)
 
@@ -148,7 +162,8 @@ class UnboundServer:
         raise RuntimeError(f"unbound did not answer within {timeout}s:\n{log}")
 
     def _answers(self) -> bool:
-        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01"  # . NS
+        # id.server. CH TXT: answered by unbound itself whatever its zones (". NS" waits on a stub).
+        query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02id\x06server\x00\x00\x10\x00\x03"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.2)
             try:

@@ -137,10 +137,17 @@ class _Relay:
 
     def _timed_out(self, qid: int) -> None:
         entry = self.liveMessages.pop(qid, None)
+        if not self.retired:
+            # CoreDNS closes a connection whose read timed out. Retired before the errback, so a
+            # retry does not pick it again: a late reply is never read on it, and its ID can
+            # never answer a later query that drew the same one.
+            self.retired = True
+            if self.owner is not None:
+                self.owner.discard(self)
         if entry is not None:
             error = UpstreamError(f"read {self.kind} {self.local}->{self.remote}: i/o timeout")
             entry[0].errback(Failure(error))
-        if self.retired and not self.liveMessages:
+        if not self.liveMessages:
             self.close()
 
     def _fail_all(self, error: UpstreamError) -> None:
@@ -282,6 +289,11 @@ class StreamConnection(_Relay, tdns.DNSProtocol):
             self._queue.append(wire)
 
     def stringReceived(self, data: bytes) -> None:
+        if len(data) < 12:
+            # miekg fails a stream read shorter than a header (a datagram that short is skipped),
+            # and CoreDNS closes the connection and moves on.
+            self.close(UpstreamError("dns: short read"))
+            return
         self._deliver(data)
 
     def dial_failed(self, reason: Failure) -> None:

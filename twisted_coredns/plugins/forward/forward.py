@@ -2,9 +2,10 @@
 
 A query under **FROM** (and not under an ``except`` name) is relayed as the client sent it, with a
 new ID, to the upstreams in policy order. A failed exchange starts a health check and moves on; an
-upstream that is down is skipped, and when all are down one is picked at random (or, with
-``failfast_all_unhealthy_upstreams``, the query fails). The loop ends at the 5 s deadline or after
-``max_connect_attempts`` failed exchanges. The upstream's reply is returned byte for byte: its
+upstream that is down is skipped. When all are down, health checking itself is taken to be broken
+and that pass goes over every upstream in random order, down or not (with
+``failfast_all_unhealthy_upstreams`` the query fails instead). The loop ends at the 5 s deadline or
+after ``max_connect_attempts`` failed exchanges. The upstream's reply is returned byte for byte: its
 flags, rcode, EDNS options and records are the client's answer.
 
 Nothing here builds a DNS message object: the few checks CoreDNS makes on a reply (is it a response
@@ -13,13 +14,13 @@ to this question, its rcode, TC, an empty answer) read the header and the questi
 
 from __future__ import annotations
 
-import random
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ...clog import PluginLogger
 from ...dns import (
     FORMERR,
     NOERROR,
@@ -38,8 +39,10 @@ from ...interfaces import IReady
 from ...plugin import Handler
 from ...request import Request
 from ...response import Response, error_reply
+from ..debug import log_hexdump
 from . import metrics
 from .connection import CachedClosed, UpstreamError
+from .policy import Random
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -49,6 +52,10 @@ DEFAULT_TIMEOUT = 5.0
 """CoreDNS's ``defaultTimeout``: how long one query may go on trying upstreams."""
 CONNECT_ATTEMPTS_PER_UPSTREAM = 2
 
+_log = PluginLogger("forward")
+
+_ANY_ORDER: Random[Proxy] = Random()
+"""The order of a pass over upstreams that are all down (CoreDNS picks one with its ``random``)."""
 
 
 class NoHealthy(UpstreamError):
@@ -69,14 +76,15 @@ def empty_truncated(wire: bytes) -> bytes:
 
 
 def matches(request: Request, reply: bytes) -> bool:
-    """CoreDNS's ``Request.Match``: a response with exactly our question (name in any case)."""
+    """CoreDNS's ``Request.Match``: a response with one question, our name (in any case) and our
+    type. The class is not compared, as CoreDNS does not compare it."""
     if len(reply) < 12 or not is_response(reply) or reply[4] != 0 or reply[5] != 1:
         return False
     q = request.wire[12 : request.end_of_question]
     got = reply[12 : 12 + len(q)]
     if got == q:
         return True
-    return got[:-4].lower() == q[:-4].lower() and got[-4:] == q[-4:]
+    return got[:-4].lower() == q[:-4].lower() and got[-4:-2] == q[-4:-2]
 
 
 @implementer(IReady)
@@ -181,6 +189,7 @@ class _Exchange:
     """One query's walk over the upstreams (the body of CoreDNS's ServeDNS loop)."""
 
     __slots__ = (
+        "all_down",
         "attempts",
         "deadline",
         "error",
@@ -191,6 +200,7 @@ class _Exchange:
         "i",
         "max_attempts",
         "order",
+        "planned",
         "proto",
         "proxy",
         "request",
@@ -200,7 +210,8 @@ class _Exchange:
     def __init__(self, forward: Forward, request: Request) -> None:
         self.forward = forward
         self.request = request
-        self.order = forward.order()
+        self.planned = self.order = forward.order()
+        self.all_down = False  # this pass found every upstream down and tries them all anyway
         self.i = 0
         self.fails = 0
         self.failovers = 0
@@ -219,25 +230,34 @@ class _Exchange:
 
     def run(self) -> Any:
         f = self.forward
-        order = self.order
-        n = len(order)
         total = len(f.proxies)
         seconds = f.reactor.seconds
         while seconds() < self.deadline and (self.max_attempts == 0 or self.attempts < self.max_attempts):
-            if self.i >= n:
+            if self.i >= len(self.order):
+                # A new pass, in policy order, with health read again.
                 self.i = 0
                 self.fails = 0
-            proxy = order[self.i]
+                self.order = self.planned
+                self.all_down = False
+            proxy = self.order[self.i]
             self.i += 1
-            if proxy.down(f.max_fails):
+            if not self.all_down and proxy.down(f.max_fails):
                 self.fails += 1
                 if self.fails < total:
                     continue
                 metrics.healthcheck_broken.inc()
                 if f.failfast:
                     break
-                # Health checking itself looks broken: try any upstream.
-                proxy = random.choice(f.proxies)
+                # Every upstream is down, so health checking itself looks broken: this pass tries
+                # them all, in random order. CoreDNS tries one at random and gives up if it fails,
+                # which turns one dead upstream into SERVFAILs while the others still answer.
+                self.all_down = True
+                self.order = _ANY_ORDER.order(f.proxies)
+                self.i = 1
+                proxy = self.order[0]
+            # CoreDNS copies its options for each upstream: a TCP retry of a truncated reply
+            # (prefer_udp) is for the upstream that truncated it only.
+            self.force_tcp = f.force_tcp
             return self._send(proxy)
         return self._give_up()
 
@@ -274,6 +294,9 @@ class _Exchange:
             self.force_tcp = True
             return self._send(proxy)
         if not matches(request, wire):
+            # CoreDNS's debug dump of it, with the client's ID put back as CoreDNS puts it back.
+            text = f"Wrong reply for id: {request.id}, {request.qname} {request.qtype}"
+            log_hexdump(_log, text, request.wire[:2] + wire[2:])
             return error_reply(request, FORMERR)
         if rcode in f.failover_rcodes:
             self.failovers += 1
@@ -302,9 +325,7 @@ class _Exchange:
             self.attempts += 1
             if self.attempts >= self.max_attempts:
                 return self._give_up()
-        if self.fails < len(f.proxies):
-            return self.run()
-        return self._give_up()
+        return self.run()
 
     def _give_up(self) -> Response:
         return Response.not_written(SERVFAIL, self.error or NoHealthy(), "forward")

@@ -10,7 +10,7 @@ DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound prometheus golang-gi
 # The commands the tests drive, one per package above (prometheus also gives promtool).
 DEBIAN_COMMANDS = dnsperf kdig dig unbound prometheus promtool dnstap
 
-.PHONY: run test setup tools lint typecheck bench clean
+.PHONY: run test setup tools lint typecheck bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ typecheck: setup
 bench: setup tools
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/memory.py
+
+## The long fuzz run (bench/fuzz.py): 10^6 packets (PACKETS=N for another count, SEED=S to repeat a
+## run) over UDP and TCP against forward, cache, log, errors, any, chaos and whoami; prints its table
+## and fails on any bad reply. `make test` runs 20,000 of them (tests/fuzz).
+fuzz: setup tools
+	$(BIN)/python bench/fuzz.py $(if $(PACKETS),--packets $(PACKETS)) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from .dns.constants import EDNS_DO, OPT, QR, RCODE_MASK, SERVFAIL, TC
 from .dns.header import COUNTS, HEADER, U16, flags_of, reply_flags
-from .dns.wire import find_opt, records, skip_question
+from .dns.wire import find_opt, records, skip_name, skip_question
 from .request import Request
 
 if TYPE_CHECKING:
@@ -268,6 +268,8 @@ def finish(request: Request, response: Response) -> bytes:
 def truncate(wire: bytes, size: int) -> bytes:
     """Fit a reply into ``size`` bytes: keep the question and as many leading records as fit,
     keep the OPT record, set TC when anything was left out (what miekg's ``Msg.Truncate`` does).
+    Unlike miekg, the result is never larger than ``size`` (at least 512): an OPT record whose
+    options would not leave room for the question loses its options.
 
     Records after an OPT that is not last are never kept: lifting the OPT out would shift them and
     break compression pointers into them.
@@ -284,10 +286,18 @@ def truncate(wire: bytes, size: int) -> bytes:
             break
         plain.append((section, start, end))
     flags, qd = _TWO_U16.unpack_from(wire, 2)
+    left_out = False
+    if opt and end_of_question + len(opt) > size:
+        # The client's own options, echoed (a 1,500-octet PADDING, say), leave no room for the
+        # question: the OPT record goes without them.
+        fixed = skip_name(opt, 0) + 8  # owner, type, size, TTL: what is left of the record
+        opt = opt[:fixed] + b"\x00\x00"
+        left_out = True
     budget = size - len(opt)
     if end_of_question > budget:
         # Not even the question fits (a tiny buffer): the header alone.
         end_of_question, qd = 12, 0
+        left_out = True
     length = end_of_question
     kept = [0, 0, 0]
     parts = [wire[12:end_of_question]]
@@ -297,7 +307,7 @@ def truncate(wire: bytes, size: int) -> bytes:
         parts.append(wire[start:end])
         length += end - start
         kept[section] += 1
-    if sum(kept) + (1 if opt else 0) < len(records):
+    if left_out or sum(kept) + (1 if opt else 0) < len(records):
         flags |= TC
     header = wire[:2] + U16.pack(flags) + COUNTS.pack(qd, kept[0], kept[1], kept[2] + (1 if opt else 0))
     return header + b"".join(parts) + opt

@@ -26,6 +26,9 @@ OPCODE_MASK = 0x7800
 RCODE_MASK = 0x000F
 
 EDNS_DO = 0x8000
+EDNS_ECS = 8
+"""EDNS option codes (RFC 7871 client subnet, RFC 7873 cookie)."""
+EDNS_COOKIE = 10
 """The DNSSEC OK bit of an OPT record's flags."""
 
 # -- opcodes -------------------------------------------------------------------------------------

@@ -15,16 +15,22 @@ from ..response import Response, reply_records
 # CoreDNS special-cases it.
 _UNDERSCORE = {"udp": records.below("_udp"), "tcp": records.below("_tcp")}
 _REMEMBERED = 4096
+_LONGEST_PARENT = 255 - 5
+"""The longest question name (wire octets) that ``_udp.`` or ``_tcp.`` can go in front of: a name
+holds at most 255 octets."""
+
+
+def address_record(ip: str, qclass: int) -> bytes:
+    """A or AAAA with the client's address, owned by the question name."""
+    if ":" in ip:
+        return records.aaaa(QNAME, 0, ip, rclass=qclass)
+    return records.a(QNAME, 0, ip, rclass=qclass)
 
 
 def answer_records(ip: str, port: int, proto: str, qclass: int) -> bytes:
     """The two additional records: A or AAAA with the client's address, SRV with its port."""
-    if ":" in ip:
-        address = records.aaaa(QNAME, 0, ip, rclass=qclass)
-    else:
-        address = records.a(QNAME, 0, ip, rclass=qclass)
     owner = _UNDERSCORE.get(proto, _UNDERSCORE["udp"])
-    return address + records.srv(owner, 0, 0, 0, port, ".", rclass=qclass)
+    return address_record(ip, qclass) + records.srv(owner, 0, 0, 0, port, ".", rclass=qclass)
 
 
 class WhoAmI(Handler):
@@ -37,6 +43,11 @@ class WhoAmI(Handler):
 
     def serve(self, request: Request) -> Response:
         ip, port = request.remote
+        if request.end_of_question - 16 > _LONGEST_PARENT:
+            # _udp.<name> would be over 255 octets: no such name, so no SRV record. (CoreDNS
+            # fails to pack the reply and sends nothing.)
+            return reply_records(request, address_record(ip, request.qclass), additional=1, aa=True,
+                                 plugin="whoami")
         # CoreDNS gives the records the query's class, so a CH query (with chaos loaded) gets CH.
         key = (ip, port, request.proto, request.qclass)
         found = self._records.get(key)

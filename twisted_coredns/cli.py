@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .instance import build, read_corefile
     from .launcher import start_logging
+    from .server.limits import raise_fd_limit, tune_gc
+
+    # Before any socket, and before the fork server and the workers inherit them: Go's file limit
+    # and a collector that does not stall the queries (server/limits.py).
+    raise_fd_limit()
+    tune_gc()
 
     try:
         text, filename = read_corefile(opts.conf)

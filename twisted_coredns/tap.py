@@ -31,6 +31,10 @@ class Options(usage.Options):
 def makeService(options: Options) -> Any:
     from .corefile import CorefileError
     from .instance import build, read_corefile
+    from .server.limits import raise_fd_limit, tune_gc
+
+    raise_fd_limit()
+    tune_gc()
 
     try:
         text, filename = read_corefile(options["conf"])

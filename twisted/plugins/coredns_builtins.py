@@ -22,3 +22,4 @@ health = Plugin("health", f"{_P}.health.setup.setup", description="/health for l
 prometheus = Plugin("prometheus", f"{_P}.prometheus.setup.setup", description="metrics on /metrics")
 ready = Plugin("ready", f"{_P}.ready.setup.setup", description="/ready for readiness probes")
 reload = Plugin("reload", f"{_P}.reload.setup.setup", description="reloads the Corefile when it changes")
+timeouts = Plugin("timeouts", f"{_P}.timeouts.setup", description="TCP timeouts and limits")

@@ -174,6 +174,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(sys.argv[1:] if argv is None else argv)
     _die_with_master(args.master_pid)
+    from ..server.limits import raise_fd_limit, tune_gc
+
+    raise_fd_limit()
+    tune_gc()
     corefile = sys.stdin.buffer.read().decode("utf-8")
 
     from twisted.internet import reactor as default_reactor

@@ -55,17 +55,18 @@ def type_label(qtype: int) -> str:
     return type_name(qtype) if qtype in MONITORED_TYPES else "other"
 
 
-# One slot per (server, zone, view, proto, family, qtype, do, rcode, plugin, request size,
-# response size): [queries, duration sum, duration bucket counts]. A server sees few distinct sizes,
-# so keeping them in the key costs few slots, and the query path no more than one dict look-up;
-# the sizes are bucketed at scrape time.
-_COUNT, _DURATION_SUM, _DURATION_BUCKETS = range(3)
+# One slot per (server, zone, view, proto, family, type, DO, rcode, plugin, request size bucket,
+# response size bucket): [queries, duration sum, duration bucket counts, request size sum,
+# response size sum]. Every part of the key takes few values (a type CoreDNS does not name counts
+# as 0, "other"; a size as its bucket), so the slots stay few whatever the clients send, and a
+# query costs one dict look-up.
+_COUNT, _DURATION_SUM, _DURATION_BUCKETS, _REQUEST_BYTES, _RESPONSE_BYTES = range(5)
 _N_TIME = len(TIME_BUCKETS) + 1
 _slots: dict[tuple[Any, ...], list[Any]] = {}
 
 
 def _new_slot(key: tuple[Any, ...]) -> list[Any]:
-    slot: list[Any] = [0, 0.0, [0] * _N_TIME]
+    slot: list[Any] = [0, 0.0, [0] * _N_TIME, 0, 0]
     _slots[key] = slot
     return slot
 
@@ -79,16 +80,22 @@ def record(
     _monotonic: Any = monotonic,
     _bisect: Any = bisect_left,
     _bounds: tuple[float, ...] = TIME_BUCKETS,
+    _sizes: tuple[float, ...] = SIZE_BUCKETS,
+    _named: frozenset[int] = MONITORED_TYPES,
 ) -> None:
     """Count one answered query (the ``prometheus`` handler calls this for every reply).
 
     A reply no plugin wrote is written by the server, outside CoreDNS's recorder: size 0, no
     plugin. The defaults after ``zone`` make globals locals: this runs for every query."""
     wire = response.wire
+    asked = len(request.wire)
+    answered = 0 if wire is None else len(wire)
+    qtype = request.qtype
     key = (
         request.server, request.zone if zone is None else zone, view, request.proto,
-        2 if ":" in request.remote[0] else 1, request.qtype, request.edns_flags & 0x8000, response.rcode,
-        "" if wire is None else response.plugin, len(request.wire), 0 if wire is None else len(wire),
+        2 if ":" in request.remote[0] else 1, qtype if qtype in _named else 0,
+        request.edns_flags & 0x8000, response.rcode, "" if wire is None else response.plugin,
+        _bisect(_sizes, asked), _bisect(_sizes, answered),
     )
     slot = _slots.get(key)
     if slot is None:
@@ -97,6 +104,8 @@ def record(
     slot[0] += 1
     slot[1] += elapsed
     slot[2][_bisect(_bounds, elapsed)] += 1
+    slot[3] += asked
+    slot[4] += answered
 
 
 def record_dropped(request: Request, rcode: int, response: Response) -> None:
@@ -125,7 +134,7 @@ class QueryCollector:
         response_sizes: dict[tuple[str, ...], list[Any]] = {}
         n_size = len(SIZE_BUCKETS) + 1
         for key, slot in list(_slots.items()):
-            server, zone, view, proto, family, qtype, do, rcode, plugin, request_size, response_size = key
+            server, zone, view, proto, family, qtype, do, rcode, plugin, request_bucket, response_bucket = key
             n = slot[_COUNT]
             k6 = (server, zone, view, proto, str(family), type_label(qtype))
             requests[k6] = requests.get(k6, 0) + n
@@ -138,10 +147,12 @@ class QueryCollector:
             for i, c in enumerate(slot[_DURATION_BUCKETS]):
                 d[0][i] += c
             d[1] += slot[_DURATION_SUM]
-            for into, size in ((request_sizes, request_size), (response_sizes, response_size)):
+            seen = ((request_sizes, request_bucket, slot[_REQUEST_BYTES]),
+                    (response_sizes, response_bucket, slot[_RESPONSE_BYTES]))
+            for into, bucket, total_bytes in seen:
                 h = into.setdefault((server, zone, view, proto), [[0] * n_size, 0.0])
-                h[0][bisect_left(SIZE_BUCKETS, size)] += n
-                h[1] += size * n
+                h[0][bucket] += n
+                h[1] += total_bytes
 
         family = CounterMetricFamily(
             "coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",

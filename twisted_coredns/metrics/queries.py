@@ -71,6 +71,10 @@ def _new_slot(key: tuple[Any, ...]) -> list[Any]:
     return slot
 
 
+_SIZE_BUCKET = bytes(bisect_left(SIZE_BUCKETS, n) for n in range(1 << 16))
+"""The size bucket of every message length a DNS message can have: an index, not a search."""
+
+
 def record(
     request: Request,
     response: Response,
@@ -80,7 +84,7 @@ def record(
     _monotonic: Any = monotonic,
     _bisect: Any = bisect_left,
     _bounds: tuple[float, ...] = TIME_BUCKETS,
-    _sizes: tuple[float, ...] = SIZE_BUCKETS,
+    _size_bucket: bytes = _SIZE_BUCKET,
     _named: frozenset[int] = MONITORED_TYPES,
 ) -> None:
     """Count one answered query (the ``prometheus`` handler calls this for every reply).
@@ -95,7 +99,7 @@ def record(
         request.server, request.zone if zone is None else zone, view, request.proto,
         2 if ":" in request.remote[0] else 1, qtype if qtype in _named else 0,
         request.edns_flags & 0x8000, response.rcode, "" if wire is None else response.plugin,
-        _bisect(_sizes, asked), _bisect(_sizes, answered),
+        _size_bucket[asked & 0xFFFF], _size_bucket[answered] if answered < 0x10000 else len(SIZE_BUCKETS),
     )
     slot = _slots.get(key)
     if slot is None:

@@ -8,26 +8,18 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import dns.message
 import dns.query
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_coredns.launcher import forkserver
-from twisted_coredns.testing import SubprocessServer, worker_pids
+from twisted_coredns.testing import SubprocessServer, wait_for, worker_pids
 
 CH_WHOAMI = dns.message.make_query("worker.multisocket.", "TXT", "CH")
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for
 
 
 def _identity(port: int) -> int | None:

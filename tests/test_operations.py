@@ -15,14 +15,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_coredns.testing import SubprocessServer, free_port, query, worker_pids
+from twisted_coredns.testing import SubprocessServer, free_port, query, wait_for, worker_pids
 from twisted_coredns.testing.unbound import UnboundServer, unbound_missing
 
 DNSPERF = shutil.which("dnsperf")
@@ -36,14 +35,7 @@ def _need(tool: str | None, name: str, package: str) -> str:
     return tool
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

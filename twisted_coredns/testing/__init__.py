@@ -109,6 +109,19 @@ def free_port(host: str = LOOPBACK) -> int:
     return port
 
 
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Call ``predicate`` until it returns something true, and return that; ``AssertionError``
+    naming ``what`` after ``timeout`` seconds. For tests outside the reactor (subprocess servers):
+    a wait on a condition, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def worker_pids(master: int) -> set[int]:
     """The live multisocket workers of the master process ``master`` (its children, less the
     fork server that forks them), from /proc."""

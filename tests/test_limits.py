@@ -847,23 +847,10 @@ def _steady_and_hammer(
     return latencies, n_steady, n_hammer
 
 
-def _process_setup_python(directory: Path) -> str:
-    """A ``python`` for SubprocessServer that first does what the process does at start
-    (``limits.raise_fd_limit``, ``limits.tune_gc``), then runs the server's command line."""
-    wrapper = directory / "python"
-    setup = (
-        "import sys; from twisted_coredns.server import limits; limits.raise_fd_limit(); "
-        "limits.tune_gc(); from twisted_coredns.cli import main; sys.exit(main(sys.argv[3:]))"
-    )
-    # SubprocessServer runs PYTHON -m twisted_coredns ARGS: argv[1:3] are "-m twisted_coredns".
-    wrapper.write_text(f"#!/bin/sh\nexec \"{sys.executable}\" -c '{setup}' \"$@\"\n")
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 class HangingUpstream(SynchronousTestCase):
-    """Without ``limits.tune_gc`` the healthy zone's p99 here is 100 to 300 ms: full garbage
-    collections of the objects the hanging queries hold (docs/limits.md)."""
+    """Without ``limits.tune_gc`` (which ``twisted-coredns`` calls at start) the healthy zone's p99
+    here is 100 to 300 ms: full garbage collections of the objects the hanging queries hold
+    (docs/limits.md)."""
 
 
     def test_a_hanging_zone_does_not_slow_a_healthy_one(self) -> None:
@@ -878,9 +865,7 @@ class HangingUpstream(SynchronousTestCase):
                 f"hang.test {{\n forward . 127.0.0.1:{blackhole.getsockname()[1]}\n}}\n"
                 f"ok.test {{\n forward . 127.0.0.1:{upstream.port}\n}}\n"
             )
-            tmp = Path(self.mktemp()).resolve()
-            tmp.mkdir(parents=True)
-            with SubprocessServer(corefile, python=_process_setup_python(tmp)) as server:
+            with SubprocessServer(corefile) as server:
                 latencies, steady, hammer = _steady_and_hammer(server.port, 4.0, 250, 1500)
         p50, p99 = sorted(latencies)[len(latencies) // 2], _p99(latencies)
         print(

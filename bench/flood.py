@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import _common
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
@@ -40,11 +42,8 @@ NXDOMAIN_SOA = "nxdom. 300 IN SOA ns.nxdom. host.nxdom. 1 3600 600 86400 60"
 
 
 def rss_kb() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    """This process's RSS (the server runs in it)."""
+    return _common.rss_kb(os.getpid(), tree=False)
 
 
 def write_names(path: Path, start: int, count: int, rng: random.Random, random_types: bool) -> None:

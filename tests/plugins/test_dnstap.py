@@ -65,7 +65,14 @@ from twisted_coredns.plugins.dnstap.output import Output, dial_error, split_host
 from twisted_coredns.plugins.dnstap.setup import DEFAULT_VERSION, url_host
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response, finish
-from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, make_query, make_request
+from twisted_coredns.testing import (
+    InProcessServer,
+    SubprocessServer,
+    free_port,
+    make_query,
+    make_request,
+    wait_for,
+)
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
 from .logerr_support import DATA, LogCapture
@@ -172,16 +179,8 @@ def read_stream_file(path: Path) -> list[bytes]:
 # -- collectors ---------------------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it is true (for a test that does not share the reactor)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
+wait_until = wait_for
+"""Poll a predicate until it is true (for a test that does not share the reactor)."""
 
 
 @inlineCallbacks

@@ -109,7 +109,7 @@ def free_port(host: str = LOOPBACK) -> int:
     return port
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "", interval: float = 0.02) -> Any:
     """Call ``predicate`` until it returns something true, and return that; ``AssertionError``
     naming ``what`` after ``timeout`` seconds. For tests outside the reactor (subprocess servers):
     a wait on a condition, never a fixed sleep."""
@@ -119,7 +119,7 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.02) 
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def worker_pids(master: int) -> set[int]:

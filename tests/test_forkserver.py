@@ -52,6 +52,9 @@ class ForkedWorkersTests(SynchronousTestCase):
         self.addCleanup(self.server.stop)
         assert self.server.process is not None
         self.master = self.server.process.pid
+        # The banner comes once the start is complete (every worker ready): a SIGUSR1 before it is
+        # refused as CoreDNS refuses one during its start.
+        self.server.wait_for_log("twisted-coredns-", timeout=10)
         self.workers = _wait(lambda: (lambda w: w if len(w) == 3 else None)(worker_pids(self.master)), 10,
                              "three workers")
 

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -55,7 +54,8 @@ from ..metrics import PROCESS_REGISTRY, REGISTRY, snapshot
 from ..metrics.snapshot import WorkerMetrics
 from ..server.http import HTTPListeners
 from ..server.service import CoreDNSService, DNSServer, startup_banner
-from ..server.sockets import listen_pair
+from ..server.sockets import SocketPair, close_pair, listen_pair, pair_port
+from ..server.transports import transport
 from .control import (
     CONTROL_IN,
     CONTROL_OUT,
@@ -72,8 +72,6 @@ from .process import PidFile
 
 _log = PluginLogger("multisocket")
 _core_log = PluginLogger()
-
-SocketPair = tuple[socket.socket, socket.socket]
 
 GRACE = 5.0
 """Seconds a stopping worker has to finish its in-flight queries (CoreDNS's graceTimeout)."""
@@ -315,8 +313,10 @@ class MasterService(Service):
                 while len(pairs) < group.num_sockets:
                     # With port 0 the first pair picks the port. The others join it, bound by the
                     # worker that reads them when it starts (sockets.bind_late).
-                    port = int(pairs[0][0].getsockname()[1]) if pairs else group.port
-                    pair = listen_pair(group.host, port, bind=not pairs)
+                    port = pair_port(pairs[0]) if pairs else group.port
+                    kinds = transport(group.transport)
+                    pair = listen_pair(group.host, port, bind=not pairs, udp=kinds.uses_udp,
+                                       tcp=kinds.uses_tcp)
                     pairs.append(pair)
                     bound.append((group.address, pair))
         except BaseException:
@@ -330,8 +330,7 @@ class MasterService(Service):
                 self.sockets[address].remove(pair)
                 if not self.sockets[address]:
                     del self.sockets[address]
-            for sock in pair:
-                sock.close()
+            close_pair(pair)
 
     def _close_unused(self) -> dict[int, list[str]]:
         """Close our copies of the sockets the current Corefile no longer serves (an address
@@ -344,8 +343,7 @@ class MasterService(Service):
             pairs = self.sockets[address]
             for index, pair in enumerate(pairs[keep:], start=keep):
                 closing.setdefault(index, []).append(address)
-                for sock in pair:
-                    sock.close()
+                close_pair(pair)
             if keep:
                 self.sockets[address] = pairs[:keep]
             else:
@@ -354,7 +352,7 @@ class MasterService(Service):
 
     def ports(self) -> dict[str, int]:
         """Each listen address and the port it is bound to."""
-        return {a: int(pairs[0][0].getsockname()[1]) for a, pairs in self.sockets.items()}
+        return {a: pair_port(pairs[0]) for a, pairs in self.sockets.items()}
 
     @property
     def servers(self) -> list[DNSServer]:
@@ -370,10 +368,7 @@ class MasterService(Service):
     def _serve_here(self, instance: Instance) -> Any:
         """Start ``instance``'s servers in this reactor, on copies of the first socket pair of each
         address (the reactor reads the same kernel sockets the master keeps)."""
-        sockets = {
-            g.address: [(self.sockets[g.address][0][0].dup(), self.sockets[g.address][0][1].dup())]
-            for g in instance.groups
-        }
+        sockets = {g.address: [_dup(self.sockets[g.address][0])] for g in instance.groups}
         service = CoreDNSService(instance, self.reactor, quiet=True, sockets=sockets)
         yield service.startService()
         return service
@@ -391,13 +386,20 @@ class MasterService(Service):
 
     def _spawn(self, instance: Instance, index: int, generation: int) -> WorkerProcess:
         child_fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r", CONTROL_IN: "w", CONTROL_OUT: "r"}
-        spec: dict[str, list[int]] = {}
+        spec: dict[str, list[int | None]] = {}
         fd = FIRST_SOCKET_FD
         ports = self.ports()
-        for address, (udp, tcp) in self._assignment(instance, index).items():
-            child_fds[fd], child_fds[fd + 1] = udp.fileno(), tcp.fileno()
-            spec[address] = [fd, fd + 1, ports[address]]
-            fd += 2
+        for address, pair in self._assignment(instance, index).items():
+            # A kind the transport does not use is no descriptor in the worker: null in the spec.
+            fds: list[int | None] = []
+            for sock in pair:
+                if sock is None:
+                    fds.append(None)
+                    continue
+                child_fds[fd] = sock.fileno()
+                fds.append(fd)
+                fd += 1
+            spec[address] = [*fds, ports[address]]
         args = [
             sys.executable, "-m", "twisted_coredns.launcher.worker",
             "--index", str(index),
@@ -716,8 +718,7 @@ class MasterService(Service):
     def close_sockets(self) -> None:
         for pairs in self.sockets.values():
             for pair in pairs:
-                for sock in pair:
-                    sock.close()
+                close_pair(pair)
         self.sockets.clear()
 
     # -- reload ---------------------------------------------------------------------------------
@@ -811,6 +812,11 @@ class MasterService(Service):
 reload_failed = metrics.counter(
     "reload", "failed_total", "Counter of the number of failed reload attempts.", registry=PROCESS_REGISTRY
 )
+
+
+def _dup(pair: SocketPair) -> SocketPair:
+    udp, tcp = pair
+    return (udp.dup() if udp is not None else None, tcp.dup() if tcp is not None else None)
 
 
 def _cause(exc: BaseException) -> BaseException:

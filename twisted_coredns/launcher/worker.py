@@ -28,6 +28,7 @@ from ..dns import CLASS_CH, QNAME, records
 from ..request import Request
 from ..response import reply
 from ..server.router import ZoneRouter
+from ..server.sockets import SocketPair
 from .control import CONTROL_IN, CONTROL_OUT, Flush, NotReady, QuietAMP, Ready, Stop
 
 _log = PluginLogger("multisocket")
@@ -150,13 +151,15 @@ def _die_with_master(master_pid: int) -> None:
         sys.exit(0)
 
 
-def _adopt_sockets(spec: dict[str, list[int]]) -> dict[str, list[tuple[socket.socket, socket.socket]]]:
-    sockets = {}
+def _adopt_sockets(spec: dict[str, list[int | None]]) -> dict[str, list[SocketPair]]:
+    sockets: dict[str, list[SocketPair]] = {}
     for address, (udp_fd, tcp_fd, _port) in spec.items():
-        pair = (socket.socket(fileno=udp_fd), socket.socket(fileno=tcp_fd))
-        for sock in pair:
-            sock.setblocking(False)
-        sockets[address] = [pair]
+        udp = socket.socket(fileno=udp_fd) if udp_fd is not None else None
+        tcp = socket.socket(fileno=tcp_fd) if tcp_fd is not None else None
+        for sock in (udp, tcp):
+            if sock is not None:
+                sock.setblocking(False)
+        sockets[address] = [(udp, tcp)]
     return sockets
 
 
@@ -166,7 +169,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--master-pid", type=int, required=True)
     parser.add_argument("--filename", default="Corefile")
     parser.add_argument("--dns-port", type=int, default=53)
-    parser.add_argument("--sockets", default="{}", help="JSON: listen address -> [udp fd, tcp fd, port]")
+    parser.add_argument("--sockets", default="{}", help="JSON: address -> [udp fd|null, tcp fd|null, port]")
     parser.add_argument("--metrics-dir", default="", help="where the master reads this worker's metrics")
     return parser.parse_args(argv)
 

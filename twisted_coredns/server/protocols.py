@@ -13,7 +13,7 @@ a query, time idle, time to read a reply, queries per connection and queries in 
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
@@ -26,6 +26,9 @@ from ..request import MalformedQuery, Request
 from ..response import Response, finish
 from .limits import PROCESS_CONNECTIONS, StreamLimits
 from .router import ZoneRouter
+
+if TYPE_CHECKING:
+    from .transports import ServeContext
 
 _log = PluginLogger()
 # UDP is lossy: a full send buffer, or an ICMP error from an earlier datagram, loses this reply
@@ -77,6 +80,8 @@ class DNSDatagramProtocol(DatagramProtocol):
             _log.error(f"write udp {addr[0]}:{addr[1]}: {exc.strerror or exc}")
 
     def _send(self, data: bytes, addr: Any) -> None:
+        if not data:
+            return  # Response.no_reply
         try:
             self._sendto(data, addr)
         except OSError as exc:
@@ -94,6 +99,8 @@ class DNSDatagramProtocol(DatagramProtocol):
         result = self.router.dispatch(request)
         if type(result) is Response:
             wire = finish(request, result)
+            if not wire:
+                return  # Response.no_reply
             try:
                 self._sendto(wire, addr)
             except OSError as exc:
@@ -235,11 +242,14 @@ class DNSStreamProtocol(Protocol):
         if self._lost:
             return
         self._write(finish(request, response))
+        if type(response) is not Response:
+            for wire in getattr(response, "more", ()):  # a StreamResponse: a zone transfer
+                self._write(wire)
         # The timer restarts by itself when the last answer makes the connection idle.
         self._settle(self._take() if self._buffer else False)
 
     def _write(self, wire: bytes) -> None:
-        if not self._lost:
+        if wire and not self._lost:  # an empty wire is Response.no_reply
             transport: Any = self.transport
             transport.writeSequence((_LENGTH.pack(len(wire)), wire))
 
@@ -403,3 +413,56 @@ class DNSStreamFactory(Factory):
         if now - self._warned >= self._WARN_EVERY:
             self._warned = now
             _log.warning(f"{self.router.address}: {text}")
+
+
+class ProxiedDatagramProtocol(DNSDatagramProtocol):
+    """A UDP socket behind a PROXY-protocol balancer (``proxyproto``): a v2 header names the
+    client; the reply goes back to the balancer it came from."""
+
+    def __init__(self, router: ZoneRouter, policy: Any, reactor: Any) -> None:
+        super().__init__(router)
+        from .proxyheader import UDPSessions
+
+        self.policy = policy
+        tracking = policy.session_ttl > 0
+        self.sessions = UDPSessions(policy.session_ttl, policy.max_sessions, reactor) if tracking else None
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        from .proxyheader import datagram_source
+
+        peer = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
+        found = datagram_source(self.policy, self.sessions, data, peer)
+        if found is None:
+            return  # a malformed or refused header: the datagram is dropped
+        data, remote = found
+        if len(data) < 12 or data[2] & _QR_BIT:
+            return
+        try:
+            request = Request(data, remote, "udp", self.local, self.router.address)
+        except MalformedQuery as exc:
+            self._send(reject(data, exc), addr)
+            return
+        result = self.router.dispatch(request)
+        if type(result) is Response:
+            self._send(finish(request, result), addr)
+        else:
+            result.addCallback(self._reply, request, addr)  # type: ignore[union-attr]
+
+
+def serve_udp(ctx: ServeContext) -> DNSDatagramProtocol:
+    """The ``dns://`` transport's UDP server (``transports.py``)."""
+    policy = ctx.settings.get("proxyproto")
+    if policy is not None:
+        return ProxiedDatagramProtocol(ctx.router, policy, ctx.reactor)
+    return DNSDatagramProtocol(ctx.router)
+
+
+def serve_tcp(ctx: ServeContext) -> Any:
+    """The ``dns://`` transport's TCP server (``transports.py``)."""
+    factory = DNSStreamFactory(ctx.router, reactor=ctx.reactor)
+    policy = ctx.settings.get("proxyproto")
+    if policy is not None:
+        from .proxyheader import ProxyHeaderFactory
+
+        return ProxyHeaderFactory(policy, factory, ctx.reactor, factory.limits.read_timeout)
+    return factory

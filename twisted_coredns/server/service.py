@@ -20,41 +20,66 @@ from .. import __version__
 from ..clog import PluginLogger
 from ..config import ListenGroup
 from ..instance import Instance
-from .protocols import DNSDatagramProtocol, DNSStreamFactory
 from .router import ZoneRouter
-from .sockets import adopt_tcp, adopt_udp, bind_late, leave_group, listen_pair, queued
+from .sockets import (
+    SocketPair,
+    adopt_tcp,
+    adopt_udp,
+    bind_late,
+    close_pair,
+    leave_group,
+    listen_pair,
+    pair_port,
+    queued,
+)
+from .transports import ServeContext, load, transport
 
 _log = PluginLogger()
 
 class DNSServer:
-    """The listeners of one listen group (one address) in this process."""
+    """The listeners of one listen group (one address) in this process, served the way its
+    transport says (``transports.py``)."""
 
     def __init__(self, group: ListenGroup, reactor: Any) -> None:
         self.group = group
         self.reactor = reactor
+        self.transport = transport(group.transport)
         self.router = ZoneRouter(group)
         self.ports: list[Any] = []
-        self.sockets: list[tuple[socket.socket, socket.socket]] = []
+        self.sockets: list[SocketPair] = []
         self.bound_port = 0
 
     def bind(self) -> None:
-        self.sockets.append(listen_pair(self.group.host, self.group.port))
-        self.record_port(self.sockets[-1][0])
+        t = self.transport
+        self.sockets.append(listen_pair(self.group.host, self.group.port, udp=t.uses_udp, tcp=t.uses_tcp))
+        self.record_port(pair_port(self.sockets[-1]))
 
-    def record_port(self, udp: socket.socket | int) -> None:
-        port = udp if isinstance(udp, int) else int(udp.getsockname()[1])
+    def record_port(self, port: int) -> None:
         self.bound_port = port
         for _address, block in self.group.entries:
             block.bound_ports[self.group.port] = port
 
-    def adopt(self, udp: socket.socket, tcp: socket.socket) -> None:
+    def context(self) -> ServeContext:
+        """What the transport's factories get (made when the sockets are adopted: a worker
+        replaces the router before that)."""
+        return ServeContext.of(self.router, self.group, self.reactor)
+
+    def adopt(self, udp: socket.socket | None, tcp: socket.socket | None) -> None:
         if self.bound_port:
             # Sockets a multisocket master made for a port already served: bound only now.
-            bind_late(udp, self.group.host, self.bound_port)
-            bind_late(tcp, self.group.host, self.bound_port)
-        self.record_port(udp)
-        self.ports.append(adopt_udp(self.reactor, udp, DNSDatagramProtocol(self.router)))
-        self.ports.append(adopt_tcp(self.reactor, tcp, DNSStreamFactory(self.router)))
+            for sock in (udp, tcp):
+                if sock is not None:
+                    bind_late(sock, self.group.host, self.bound_port)
+        self.record_port(pair_port((udp, tcp)))
+        t = self.transport
+        ctx = self.context()
+        if udp is not None and t.udp is not None:
+            self.ports.append(adopt_udp(self.reactor, udp, load(t.udp)(ctx)))
+        if tcp is not None:
+            if t.own_listener is not None:
+                self.ports.append(load(t.own_listener)(ctx, tcp))
+            elif t.tcp is not None:
+                self.ports.append(adopt_tcp(self.reactor, tcp, load(t.tcp)(ctx)))
 
     def start(self) -> None:
         for udp, tcp in self.sockets:
@@ -65,15 +90,16 @@ class DNSServer:
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
         if self.sockets:
-            return int(self.sockets[0][0].getsockname()[1])
+            return pair_port(self.sockets[0])
+        if self.bound_port:
+            return self.bound_port
         return int(self.ports[0].getHost().port)
 
     def stop(self) -> Deferred[Any]:
         ds = [p.stopListening() for p in self.ports]
         self.ports = []
-        for udp, tcp in self.sockets:
-            udp.close()
-            tcp.close()
+        for pair in self.sockets:
+            close_pair(pair)
         self.sockets.clear()
         return DeferredList([d for d in ds if isinstance(d, Deferred)])
 
@@ -110,7 +136,7 @@ class CoreDNSService(Service):
         instance: Instance,
         reactor: Any = None,
         quiet: bool = False,
-        sockets: Mapping[str, list[tuple[socket.socket, socket.socket]]] | None = None,
+        sockets: Mapping[str, list[SocketPair]] | None = None,
         ports: Mapping[str, int] | None = None,
     ) -> None:
         if reactor is None:
@@ -130,7 +156,7 @@ class CoreDNSService(Service):
                 # Known now, before the startup hooks run (loop probes its own port); a socket
                 # still to be bound takes the port its address is served on.
                 known = (ports or {}).get(server.group.address)
-                server.record_port(known if known else server.sockets[0][0])
+                server.record_port(known if known else pair_port(server.sockets[0]))
         self.banner = ""
 
     def privilegedStartService(self) -> None:

@@ -112,28 +112,82 @@ def bind_late(sock: socket.socket, host: str, port: int) -> None:
         _bind(sock, host, port, sock.type)
 
 
-def listen_pair(host: str, port: int, bind: bool = True) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket on the same port; port 0 picks one free for both. With
-    ``bind=False`` (a port already served), both are left for ``bind_late``."""
+SocketPair = tuple[socket.socket | None, socket.socket | None]
+"""A listen address's UDP and TCP socket; a slot is None for a kind its transport does not use
+(``tls://`` binds TCP only, ``quic://`` UDP only, so the two can share a port number)."""
+
+
+def listen_pair(
+    host: str, port: int, bind: bool = True, *, udp: bool = True, tcp: bool = True
+) -> SocketPair:
+    """A UDP and a TCP socket on the same port (only the kinds asked for); port 0 picks one free
+    for both. With ``bind=False`` (a port already served), both are left for ``bind_late``."""
+    if not (udp and tcp):
+        kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+        if bind and not port:
+            port = _unheld_port(host, udp=udp, tcp=tcp)
+        only = listen_socket(host, port, kind, bind=bind)
+        return (only, None) if udp else (None, only)
     if not bind:
-        udp = listen_socket(host, port, socket.SOCK_DGRAM, bind=False)
+        first = listen_socket(host, port, socket.SOCK_DGRAM, bind=False)
         try:
-            return udp, listen_socket(host, port, socket.SOCK_STREAM, bind=False)
+            return first, listen_socket(host, port, socket.SOCK_STREAM, bind=False)
         except BaseException:
-            udp.close()
+            first.close()
             raise
     for _attempt in range(50):
-        udp = listen_socket(host, port, socket.SOCK_DGRAM)
-        chosen = udp.getsockname()[1]
         try:
-            tcp = listen_socket(host, chosen, socket.SOCK_STREAM)
+            chosen = port or _unheld_port(host)
+            first = listen_socket(host, chosen, socket.SOCK_DGRAM)
         except OSError:
-            udp.close()
+            if port:
+                raise
+            continue  # taken between the probe and the bind
+        try:
+            second = listen_socket(host, chosen, socket.SOCK_STREAM)
+        except OSError:
+            first.close()
             if port:
                 raise
             continue
-        return udp, tcp
+        return first, second
     raise OSError("could not find a port free for both UDP and TCP")
+
+
+def _unheld_port(host: str, *, udp: bool = True, tcp: bool = True) -> int:
+    """A port no socket holds, for the kinds asked: what port 0 means for a listener.
+
+    Binding port 0 with SO_REUSEPORT set is not enough: Linux counts a port that another
+    SO_REUSEPORT socket of the same user holds as free, and hands it out, and the two servers then
+    split that port's queries (a test's queries answered by another test's server, REFUSED). So the
+    port is found with probes bound without SO_REUSEPORT, which only a port nobody holds satisfies.
+    ``OSError`` when the TCP probe finds the UDP probe's port taken (the caller tries again)."""
+    family, _bind_host, dual = _family_and_host(host)
+    probes = []
+    try:
+        for kind in ([socket.SOCK_DGRAM] if udp else []) + ([socket.SOCK_STREAM] if tcp else []):
+            probe = socket.socket(family, kind)
+            probes.append(probe)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
+            chosen = probes[0].getsockname()[1] if len(probes) > 1 else 0
+            _bind(probe, host, chosen, kind)
+        return int(probes[0].getsockname()[1])
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def pair_port(pair: SocketPair) -> int:
+    """The port a pair is bound to (0 while unbound)."""
+    sock = pair[0] if pair[0] is not None else pair[1]
+    return int(sock.getsockname()[1]) if sock is not None else 0
+
+
+def close_pair(pair: SocketPair) -> None:
+    for sock in pair:
+        if sock is not None:
+            sock.close()
 
 
 def adopt_udp(reactor: Any, sock: socket.socket, protocol: Any) -> Any:

@@ -1,0 +1,1 @@
+"""proxyproto: the client's address from a PROXY protocol header (CoreDNS's plugin/proxyproto)."""

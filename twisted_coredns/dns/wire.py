@@ -21,6 +21,7 @@ from .names import label_text
 __all__ = [
     "Record",
     "WireError",
+    "expand_name",
     "find_opt",
     "read_name",
     "read_qname",
@@ -87,6 +88,45 @@ def read_name(wire: bytes, offset: int, compressed: bool = True) -> tuple[str, i
     if joined.count(b".") == len(labels) - 1 and _PLAIN_NAME(joined) is not None:
         return joined.decode("ascii") + ".", end or offset
     return ".".join(label_text(raw) for raw in labels) + ".", end or offset
+
+
+def expand_name(wire: bytes, offset: int) -> tuple[bytes, int]:
+    """The name at ``offset`` in uncompressed wire form (its pointers followed), and the offset
+    after it in place. The same checks as ``read_name``, without making text."""
+    parts: list[bytes] = []
+    length = len(wire)
+    end = 0
+    hops = 0
+    size = 1
+    while True:
+        if offset >= length:
+            raise WireError("name runs past the end of the packet")
+        n = wire[offset]
+        if n == 0:
+            offset += 1
+            break
+        if n & 0xC0:
+            if n & 0xC0 != 0xC0:
+                raise WireError("unknown label type")
+            if offset + 1 >= length:
+                raise WireError("pointer runs past the end of the packet")
+            if not end:
+                end = offset + 2
+            hops += 1
+            if hops > _MAX_POINTERS:
+                raise WireError("compression loop")
+            offset = ((n & 0x3F) << 8) | wire[offset + 1]
+            continue
+        start = offset
+        offset += 1 + n
+        if offset > length:
+            raise WireError("label runs past the end of the packet")
+        size += 1 + n
+        parts.append(wire[start:offset])
+    if size > 255:
+        raise WireError("name longer than 255 octets")
+    parts.append(b"\x00")
+    return b"".join(parts), end or offset
 
 
 def read_qname(wire: bytes, offset: int) -> tuple[str, int]:

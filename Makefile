@@ -6,9 +6,11 @@ PORT   ?= 1053
 REPORTS = $(VENV)/reports
 # greet is put on the path, not pip-installed: the trial suite checks -plugins lists it only when installed.
 GREET_SRC = $(CURDIR)/plugins/coredns-greet/src
-DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound prometheus golang-github-dnstap-golang-dnstap-cli
+DEBIAN_TOOLS = dnsperf knot-dnsutils bind9-dnsutils unbound prometheus golang-github-dnstap-golang-dnstap-cli \
+	knot knot-dnssecutils ldnsutils etcd-server etcd-client openssl
 # The commands the tests drive, one per package above (prometheus also gives promtool).
-DEBIAN_COMMANDS = dnsperf kdig dig unbound prometheus promtool dnstap
+DEBIAN_COMMANDS = dnsperf kdig dig delv unbound prometheus promtool dnstap knotd knotc kzonecheck \
+	ldns-verify-zone etcd etcdctl openssl
 
 .PHONY: run test setup tools lint typecheck bench fuzz clean
 
@@ -28,8 +30,9 @@ setup: $(VENV)/.installed
 run: setup
 	cd $(CURDIR) && $(BIN)/twisted-coredns -dns.port $(PORT) $(if $(CONF),-conf $(CONF),-conf /dev/null)
 
-## The Debian tools the integration tests and benchmarks drive (dnsperf, kdig, dig, unbound,
-## prometheus and promtool, the dnstap reader).
+## The Debian tools the integration tests and benchmarks drive (dnsperf, kdig, dig and delv,
+## unbound, prometheus and promtool, the dnstap reader, knotd and kzonecheck, ldns-verify-zone,
+## etcd and etcdctl, openssl).
 tools:
 	@if for c in $(DEBIAN_COMMANDS); do command -v $$c >/dev/null || exit 1; done; then \
 	    echo "Debian tools present"; \
@@ -60,9 +63,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+## Each script prints its own table; every row is measured beside its reference in the same run.
+BENCHES = run memory transports transports_quic policy_shaping policy_views policy_misc \
+	authoritative transfer dnssec etcd
+
 bench: setup tools
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/memory.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 ## The long fuzz run (bench/fuzz.py): 10^6 packets (PACKETS=N for another count, SEED=S to repeat a
 ## run) over UDP and TCP against forward, cache, log, errors, any, chaos and whoami; prints its table

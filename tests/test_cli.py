@@ -65,10 +65,10 @@ class FlagTests(SynchronousTestCase):
 
     def test_transport_without_a_server_is_a_clear_error(self) -> None:
         with tempfile.TemporaryDirectory() as d:
-            Path(d, "Corefile").write_text("tls://.:8853 {\n whoami\n}\n")
+            Path(d, "Corefile").write_text("unix://.:8853 {\n whoami\n}\n")
             out = run_cli(["-conf", str(Path(d, "Corefile"))])
         self.assertEqual(out.returncode, 1)
-        self.assertIn("cannot serve tls://:8853: transport 'tls' is not supported", out.stderr)
+        self.assertIn("cannot serve unix://:8853: transport 'unix' is not supported", out.stderr)
         self.assertNotIn("Traceback", out.stderr)
 
     def test_port_taken_without_reuseport_is_gos_listen_error(self) -> None:

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from . import dns
 from .dns import Zones, records
-from .interfaces import IFront, IHandler, IPluginFactory, IReady
+from .interfaces import IFront, IHandler, IPluginFactory, IReady, ITransferer
 from .plugin import Controller, Handler, Plugin, PluginBug
 from .request import MalformedQuery, Request
 from .response import HandlerResult, Response, error_reply, from_message, reply, reply_records, then
@@ -25,6 +25,7 @@ __all__ = [
     "IHandler",
     "IPluginFactory",
     "IReady",
+    "ITransferer",
     "MalformedQuery",
     "Plugin",
     "PluginBug",

@@ -100,12 +100,23 @@ def _fork_server_for(text: str, filename: str) -> Any:
     """With ``multisocket`` in the Corefile: import what workers need and fork the fork server
     now, before the reactor exists, so that this process, the fork server and every worker share
     those pages (launcher/forkserver.py). Without it, nothing: a single process pays nothing."""
-    from .corefile import CorefileError, parse
+    from typing import cast
 
+    from twisted.logger import ILogObserver, Logger
+
+    from .corefile import CorefileError, parse, parser
+
+    # A look at the directives only: what parsing warns about (an import glob that matches
+    # nothing) is said once, by build(), as CoreDNS parses once.
+    said, parser._log = parser._log, Logger(
+        namespace=parser._log.namespace, observer=cast(ILogObserver, lambda _event: None)
+    )
     try:
         blocks = parse(text, filename)
     except CorefileError:
         return None  # build() reports it
+    finally:
+        parser._log = said
     if not any(_asks_for_workers(d) for b in blocks for d in b.directives):
         return None
     from .launcher import forkserver

@@ -46,6 +46,12 @@ class BlockConfig:
     bound_ports: dict[int, int] = field(default_factory=dict)
     """Port in the Corefile -> port actually bound (they differ for port 0), filled in when the
     servers bind; plugins that talk to their own server (loop) read it at startup."""
+    filters: list[Callable[[Any], bool]] = field(default_factory=list)
+    """CoreDNS's FilterFuncs (set by ``view``): the block serves a query only if each passes."""
+    view_name: str = ""
+    """The name of the block's view (the ``view`` label of the metrics), "" without one."""
+    collect_metadata: Callable[[Any], None] | None = None
+    """CoreDNS's metaCollector (set by ``metadata``): run on a query before the filters."""
 
     @property
     def zones(self) -> list[str]:
@@ -58,10 +64,16 @@ class BlockConfig:
     def chain(self) -> IHandler | None:
         return self.handlers[0] if self.handlers else None
 
+    link_wrapper: Callable[[IHandler], IHandler] | None = None
+    """Set by a plugin that must see every step of the chain (trace's span per plugin, as
+    CoreDNS's ``plugin.NextOrFailure`` makes one): each ``next`` is ``link_wrapper(handler)``.
+    None (the usual case) leaves the chain as it is, at no cost per query."""
+
     def link(self) -> None:
         """Point each handler at the next (CoreDNS builds the same chain from plugin.cfg order)."""
+        wrap = self.link_wrapper
         for current, nxt in zip(self.handlers, [*self.handlers[1:], None], strict=False):
-            current.next = nxt
+            current.next = nxt if wrap is None or nxt is None else wrap(nxt)
 
 
 def format_listen_address(transport: str, host: str, port: int) -> str:
@@ -96,6 +108,20 @@ class ListenGroup:
             table.setdefault(addr.zone, block)
         return table
 
+    @property
+    def filtered(self) -> bool:
+        """Some block here has a view or collects metadata: routing must ask each block in turn."""
+        return any(b.filters or b.collect_metadata is not None for _a, b in self.entries)
+
+    def zone_candidates(self) -> dict[str, list[BlockConfig]]:
+        """Every block serving each zone, in Corefile order (CoreDNS's ``s.zones[zone]``)."""
+        table: dict[str, list[BlockConfig]] = {}
+        for addr, block in self.entries:
+            blocks = table.setdefault(addr.zone, [])
+            if block not in blocks:
+                blocks.append(block)
+        return table
+
 
 def _listen_host(host: str) -> str:
     """A bound host as Go's ``ResolveTCPAddr`` prints it, so ``::1`` and ``0::1`` are one listener
@@ -126,22 +152,39 @@ def group_by_listen_address(blocks: list[BlockConfig]) -> list[ListenGroup]:
     return list(groups.values())
 
 
-SERVED_TRANSPORTS = ("dns",)
-"""Transports with a server here; keys may name the others, but cannot be served yet."""
+def served_transports() -> tuple[str, ...]:
+    """Transports with a server here (``server/transports.py``); keys may name others, which
+    cannot be served yet. Imported late: the servers import this module."""
+    from .server.transports import TRANSPORTS
+
+    return tuple(TRANSPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # ``SERVED_TRANSPORTS`` as it was, now read from the transports registry.
+    if name == "SERVED_TRANSPORTS":
+        return served_transports()
+    raise AttributeError(name)
 
 
 def check_transports(groups: list[ListenGroup]) -> None:
+    from .server.transports import TRANSPORTS
+
     for group in groups:
-        if group.transport not in SERVED_TRANSPORTS:
+        served = TRANSPORTS.get(group.transport)
+        if served is None:
             raise CorefileError(
                 f"cannot serve {group.address}: transport '{group.transport}' is not supported "
-                "by twisted-coredns yet (dns:// is)"
+                f"by twisted-coredns ({', '.join(t + '://' for t in TRANSPORTS)} are)"
             )
+        if served.needs_tls and not any(b.settings.get("tls") is not None for _a, b in group.entries):
+            raise CorefileError(served.no_tls_error or f"{group.transport} requires TLS, no TLS config found")
 
 
 def check_zones(blocks: list[BlockConfig]) -> None:
     """CoreDNS's ``validateZonesAndListeningAddresses``: one zone on one port once, and no zone
-    served both on every address and on a bound one."""
+    served both on every address and on a bound one. A block with a view may share its zone with
+    others: it is checked for overlap, but not registered."""
     # Hosts in registration order: for an unbound zone CoreDNS names the bound one registered
     # last; for a bound one, the unbound one.
     seen: dict[tuple[str, str, int], dict[str, None]] = {}
@@ -151,6 +194,14 @@ def check_zones(blocks: list[BlockConfig]) -> None:
             hosts = seen.setdefault(key, {})
             for host in block.listen_hosts:
                 shown = str(addr) + (f" on {host}" if host else "")
+                if block.filters:
+                    if hosts and (host == "" or "" in hosts) and host not in hosts:
+                        other = "" if "" in hosts else next(reversed(hosts))
+                        other_shown = str(addr) + (f" on {other}" if other else "")
+                        raise CorefileError(
+                            f"cannot serve {shown} - zone overlap listener capacity with {other_shown}"
+                        )
+                    continue
                 if host in hosts:
                     raise CorefileError(f"cannot serve {shown} - it is already defined")
                 if hosts and (host == "" or "" in hosts):

@@ -89,3 +89,17 @@ class IFront(Interface):
         False on failure (the running configuration keeps serving, the error is logged and kept
         in ``last_reload_error``), None when nothing was tried because another reload is under
         way or the server has not started."""
+
+
+class ITransferer(Interface):
+    """A plugin that can hand out a zone's records for a zone transfer (``file``, ``auto``,
+    ``secondary``). The ``transfer`` plugin finds the handlers of its block that provide it and
+    asks each in turn; the first that does not answer None serves the transfer."""
+
+    def transfer(zone: str, serial: int) -> Any:
+        """The records of ``zone`` (lower case, fully qualified) for a transfer, as a list of
+        dnspython ``RRset``: every record of the zone, SOA first (the transfer plugin adds the
+        trailing SOA of an AXFR); ``[soa]`` alone when ``serial`` is at or above the zone's current
+        serial (the IXFR answer "you are up to date", as CoreDNS gives it; pass -1 for an AXFR);
+        None when this plugin is not authoritative for ``zone`` (or the zone has not loaded or has
+        expired)."""

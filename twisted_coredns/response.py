@@ -92,9 +92,27 @@ class Response:
     def not_written(cls, rcode: int, error: BaseException | str | None = None, plugin: str = "") -> Response:
         return cls(None, rcode, error, plugin)
 
+    @classmethod
+    def no_reply(cls, plugin: str = "") -> Response:
+        """CoreDNS's "success, but nothing written": the server sends nothing at all (erratic's
+        drop, shed's load shedding). Its wire is empty, so ``finish`` gives ``b""``."""
+        return cls(b"", 0, None, plugin, False)
+
     def __repr__(self) -> str:
         state = f"{len(self.wire)} bytes" if self.wire is not None else "not written"
         return f"<Response rcode={self.rcode} {state} plugin={self.plugin!r}>"
+
+
+class StreamResponse(Response):
+    """A reply of several messages, for TCP (a zone transfer): ``wire`` is the first message and
+    ``more`` the rest, each complete (ID, question, OPT and any signature already in place). The
+    TCP server writes them all, in order; over UDP only the first would go."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, messages: Sequence[bytes], plugin: str = "") -> None:
+        super().__init__(messages[0], None, None, plugin, True)
+        self.more = list(messages[1:])
 
 
 def opt_record(request: Request, rcode: int = 0) -> bytes:
@@ -107,7 +125,14 @@ def opt_record(request: Request, rcode: int = 0) -> bytes:
     return b"\x00" + fixed + options
 
 
-_SUPPORTED_OPTIONS = frozenset({3, 9, 10, 11, 12})
+_SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}
+
+
+def support_option(code: int) -> None:
+    """Keep option ``code`` of a query in the reply's OPT record too (CoreDNS's
+    ``edns.SetSupportedOption``, which ``rewrite edns0 local`` calls for its codes). Process-wide,
+    as in CoreDNS."""
+    _SUPPORTED_OPTIONS.add(code)
 _TWO_U16 = struct.Struct("!HH")
 
 
@@ -253,6 +278,8 @@ def finish(request: Request, response: Response) -> bytes:
         response = error_reply(request, response.rcode, response.error)
     wire = response.wire
     assert wire is not None
+    if not wire:
+        return wire  # Response.no_reply: nothing to send
     if wire[:2] != request.wire[:2]:
         wire = request.wire[:2] + wire[2:]
     if request.edns_version >= 0 and response.has_opt is not True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["atoi", "go_quote", "parse_uint"]
+__all__ = ["atoi", "go_quote", "parse_int", "parse_uint"]
 
 _SIGNED = re.compile(r"[+-]?[0-9]+\Z")
 _UNSIGNED = re.compile(r"[0-9]+\Z")
@@ -66,4 +66,16 @@ def parse_uint(text: str, bits: int) -> int:
     value = int(text)
     if value >> bits:
         raise ValueError(f"strconv.ParseUint: parsing {go_quote(text)}: value out of range")
+    return value
+
+
+def parse_int(text: str, bits: int) -> int:
+    """Go's ``strconv.ParseInt(text, 10, bits)``: an optional sign and ASCII digits, within a
+    signed ``bits``-bit integer. Raises ``ValueError`` with Go's message."""
+    if not _SIGNED.match(text):
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
+    value = int(text)
+    limit = 1 << (bits - 1)
+    if not -limit <= value < limit:
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
     return value

@@ -382,7 +382,7 @@ class _Parser:
             raise self.err(f"Failed to use import pattern {pattern}: syntax error in pattern") from None
         if not matches:
             if any(c in glob_pattern for c in "*?[]"):
-                _log.warn("[WARNING] No files matching import glob pattern: {pattern}", pattern=pattern)
+                _log.warn("No files matching import glob pattern: {pattern}", pattern=pattern)
             else:
                 raise self.err(f"File to import not found: {pattern}")
         imported: list[LexToken] = []

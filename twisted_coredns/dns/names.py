@@ -117,7 +117,7 @@ class Zones:
     name. Zones are normalized once, here; names asked about must be normalized already (as
     ``Request.name`` is)."""
 
-    __slots__ = ("_by_length", "_root", "_set", "_suffixes", "zones")
+    __slots__ = ("_by_length", "_pairs", "_root", "_set", "_suffixes", "zones")
 
     def __init__(self, zones: Iterable[str]) -> None:
         self.zones: tuple[str, ...] = tuple(dict.fromkeys(normalize(z) for z in zones))
@@ -125,6 +125,7 @@ class Zones:
         self._root = "." in self._set
         self._by_length = tuple(sorted((z for z in self.zones if z != "."), key=len, reverse=True))
         self._suffixes = tuple("." + z for z in self._by_length)
+        self._pairs = tuple(zip(self._by_length, self._suffixes, strict=True))
 
     def matches(self, name: str) -> str | None:
         """The longest zone that is ``name`` or holds it, or None."""
@@ -134,8 +135,8 @@ class Zones:
             for zone in self._by_length:
                 if is_subdomain(name, zone):
                     return zone
-        else:
-            for zone, suffix in zip(self._by_length, self._suffixes, strict=True):
+        elif name.endswith(self._suffixes):  # one test for "under any zone", then the longest
+            for zone, suffix in self._pairs:
                 if name.endswith(suffix):
                     return zone
         return "." if self._root else None

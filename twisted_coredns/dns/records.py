@@ -163,3 +163,14 @@ def soa(
     """An SOA record (the authority of a negative answer)."""
     rdata = name_wire(mname) + name_wire(rname) + _SOA_FIXED.pack(serial, refresh, retry, expire, minimum)
     return rr(owner, SOA, ttl, rdata, rclass=rclass)
+
+
+_OPT_FIXED = struct.Struct("!BHHBBHH")  # root owner, type, size, ext rcode, version, flags, rdlength
+
+
+def opt_with_ede(info_code: int, extra_text: str = "", udp_size: int = 4096, do: bool = True) -> bytes:
+    """An OPT record carrying one Extended DNS Error (RFC 8914), as miekg's ``SetEdns0`` plus an
+    ``EDNS0_EDE`` option builds it (``acl``'s Blocked and Filtered, ``template``'s ``ederror``)."""
+    text = extra_text.encode()
+    option = struct.pack("!HHH", 15, 2 + len(text), info_code) + text
+    return _OPT_FIXED.pack(0, 41, udp_size, 0, 0, 0x8000 if do else 0, len(option)) + option

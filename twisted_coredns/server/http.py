@@ -99,6 +99,8 @@ class HTTPListener:
 
     def listen(self) -> None:
         host, port = split_host_port(self.address)
+        # Go's net.Listen picks a free port for an empty one ("localhost:"), as for "0".
+        port = port or "0"
         if not port.isdigit() or int(port) > 65535:
             raise OSError(f"listen tcp: address {port}: invalid port")
         sock = listen_socket(host, int(port), socket.SOCK_STREAM)

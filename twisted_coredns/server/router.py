@@ -15,12 +15,21 @@ from twisted.python.failure import Failure
 
 from ..config import BlockConfig, ListenGroup
 from ..dns.constants import BADVERS, CLASS_IN, DS, REFUSED, SERVFAIL
-from ..dns.names import parent_of
+from ..dns.names import Zones, parent_of
 from ..metrics.queries import panics, record_dropped
 from ..request import Request
 from ..response import Response, error_reply, then
 
 _log = Logger(namespace="coredns")
+
+
+def _admits(block: BlockConfig, request: Request) -> bool:
+    if block.collect_metadata is not None:
+        block.collect_metadata(request)
+    for accepts in block.filters:
+        if not accepts(request):
+            return False
+    return True
 
 
 class ZoneRouter:
@@ -34,6 +43,13 @@ class ZoneRouter:
         self.enable_chaos = any(b.enable_chaos for b in self.table.values())
         self.pending = 0
         """Queries waiting on a Deferred: a graceful stop waits for them."""
+        if group.filtered:
+            # Views (or metadata) here: several blocks may serve one zone, each asked in turn.
+            # Without them the look-up stays one dict probe per label.
+            self.candidates = group.zone_candidates()
+            # Names under no zone but the root skip the walk up their labels.
+            self.named_zones = Zones([zone for zone in self.candidates if zone != "."])
+            self.lookup = self._lookup_filtered  # type: ignore[method-assign]
 
     def lookup(self, request: Request) -> BlockConfig | None:
         """The longest zone that holds the name; the root zone last. A DS query goes to the most
@@ -58,6 +74,38 @@ class ZoneRouter:
             request.zone = found_zone
             return found
         return table.get(".")
+
+    def _lookup_filtered(self, request: Request) -> BlockConfig | None:
+        """CoreDNS's ServeDNS loop over ``s.zones[zone]``: for each zone that holds the name,
+        longest first, the first block (in Corefile order) whose metadata is collected and whose
+        filters all pass; DS queries keep looking for the most general one; the root zone last."""
+        candidates = self.candidates
+        name = request.name
+        ds = request.qtype == DS
+        found: BlockConfig | None = None
+        found_zone = "."
+        if not self.named_zones.covers(name):
+            name = "."
+        while name != ".":
+            for block in candidates.get(name, ()):
+                if not block.handlers:
+                    request.zone = name
+                    return block
+                if _admits(block, request):
+                    if not ds:
+                        request.zone = name
+                        return block
+                    found, found_zone = block, name
+                    break
+            name = parent_of(name)
+        if found is not None:
+            request.zone = found_zone
+            return found
+        for block in candidates.get(".", ()):
+            if block.handlers and _admits(block, request):
+                request.zone = "."
+                return block
+        return None
 
     def dispatch(self, request: Request) -> Response | Deferred[Response]:
         """The response for ``request``: a Response now, or a Deferred that never fails."""

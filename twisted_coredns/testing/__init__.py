@@ -100,12 +100,11 @@ def query_in_thread(port: int, name: str, rdtype: str | int = "A", **kw: Any) ->
 
 def free_port(host: str = LOOPBACK) -> int:
     """A port free for both UDP and TCP right now."""
-    from ..server.sockets import listen_pair
+    from ..server.sockets import close_pair, listen_pair, pair_port
 
-    udp, tcp = listen_pair(host, 0)
-    port = int(udp.getsockname()[1])
-    udp.close()
-    tcp.close()
+    pair = listen_pair(host, 0)
+    port = pair_port(pair)
+    close_pair(pair)
     return port
 
 
@@ -231,8 +230,10 @@ class SubprocessServer:
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
         python: str | None = None,
+        host: str = LOOPBACK,
     ) -> None:
-        self.port = port if port is not None else free_port()
+        self.host = host  # where start() probes and query() asks (a Corefile may ``bind`` elsewhere)
+        self.port = port if port is not None else free_port(host)
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="coredns-test-")
         self.directory = Path(directory) if directory else Path(self._tmp.name)  # type: ignore[union-attr]
         self.corefile = self.directory / "Corefile"
@@ -257,7 +258,7 @@ class SubprocessServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                query(self.port, probe, timeout=0.2)
+                query(self.port, probe, host=self.host, timeout=0.2)
                 return self
             except (dns.exception.Timeout, OSError):
                 continue
@@ -280,6 +281,7 @@ class SubprocessServer:
         raise AssertionError(f"{text!r} not in the server's output:\n{self.log()}")
 
     def query(self, name: str, rdtype: str | int = "A", **kw: Any) -> dns.message.Message:
+        kw.setdefault("host", self.host)
         return query(self.port, name, rdtype, **kw)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:

@@ -113,7 +113,7 @@ class _Relay:
         """Send ``wire`` (a whole DNS message) under a new ID; the Deferred fires with the
         reply's bytes (still carrying that ID) or fails with ``UpstreamError``."""
         qid = self.pickID()
-        d: Deferred[bytes] = Deferred()
+        d: Deferred[bytes] = Deferred(lambda _d: self._cancelled(qid))
         # Registered before the write: a refused UDP write reports synchronously.
         self.liveMessages[qid] = (d, self._reactor.callLater(timeout, self._timed_out, qid))
         self._send(U16.pack(qid) + wire[2:])
@@ -129,6 +129,19 @@ class _Relay:
         self.used = self._reactor.seconds()
         self.replies += 1
         entry[0].callback(data)
+        if not self.liveMessages:
+            if self.retired:
+                self.close()
+            elif self.owner is not None and self.owner.max_idle_conns:
+                self.owner.went_idle(self)
+
+    def _cancelled(self, qid: int) -> None:
+        """The waiter gave up (the ``cancel`` plugin's deadline): the query is forgotten at once, so
+        its timer stops, its ID and its place in the connection are free, and a late reply is
+        dropped as a foreign one. The connection stays usable: nothing is known to be wrong with it."""
+        entry = self.liveMessages.pop(qid, None)
+        if entry is not None and entry[1].active():
+            entry[1].cancel()
         if not self.liveMessages:
             if self.retired:
                 self.close()

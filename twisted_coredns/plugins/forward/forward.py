@@ -258,6 +258,11 @@ class _Exchange:
             # CoreDNS copies its options for each upstream: a TCP retry of a truncated reply
             # (prefer_udp) is for the upstream that truncated it only.
             self.force_tcp = f.force_tcp
+            metadata = self.request.metadata
+            if metadata is not None:
+                # CoreDNS's forward/upstream: the upstream this attempt goes to (the last one
+                # tried, once the query is done), when metadata is collected.
+                metadata["forward/upstream"] = proxy.addr
             return self._send(proxy)
         return self._give_up()
 

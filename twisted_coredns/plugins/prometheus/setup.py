@@ -100,4 +100,7 @@ def setup(controller: Controller) -> Metrics:
 
     controller.on_process_start(start)
     controller.on_process_stop(stop)
-    return Metrics(view=config.settings.get("view", ""))
+    metrics = Metrics(view=config.settings.get("view", ""))
+    # view is set up after prometheus (plugin.cfg order): its name is known once the block is.
+    controller.on_startup(lambda: setattr(metrics, "view", config.view_name))
+    return metrics

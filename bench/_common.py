@@ -83,10 +83,19 @@ def dnsperf(
     max_qps: float | None = None,
     runs: int | None = None,
     host: str = "127.0.0.1",
+    mode: str = "udp",
+    options: tuple[str, ...] = (),
 ) -> DnsperfResult:
-    """Run dnsperf against ``host:port`` and parse its statistics."""
+    """Run dnsperf against ``host:port`` and parse its statistics.
+
+    ``mode`` is dnsperf's ``-m`` (udp, tcp, dot, doh); ``options`` its long options, each
+    ``name=value`` (``-O doh-method=POST``)."""
     cmd = ["dnsperf", "-s", host, "-p", str(port), "-d", str(queryfile),
            "-c", str(clients), "-q", str(outstanding), "-T", str(threads)]
+    if mode != "udp":
+        cmd += ["-m", mode]
+    for option in options:
+        cmd += ["-O", option]
     if seconds is not None:
         cmd += ["-l", str(seconds)]
     if runs is not None:

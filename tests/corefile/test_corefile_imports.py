@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from zope.interface import provider
 
 from twisted_coredns.corefile import CorefileError, ServerBlock, parse, parse_file
@@ -66,13 +66,15 @@ class ImportCase(CorefileTestCase):
         return parse(text, str(self.root / "Corefile"), env={})
 
     def warnings(self) -> list[str]:
-        """What the corefile package logs from now until the test ends."""
+        """What the corefile package logs from now until the test ends, each line with its level
+        as the command prints it (``[WARNING] ...``)."""
         seen: list[str] = []
 
         @provider(ILogObserver)
         def observe(event: LogEvent) -> None:
             if event.get("log_namespace") == "twisted_coredns.corefile":
-                seen.append(formatEvent(event))
+                level = "WARNING" if event.get("log_level") == LogLevel.warn else str(event.get("log_level"))
+                seen.append(f"[{level}] {formatEvent(event)}")
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)

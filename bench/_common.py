@@ -11,9 +11,11 @@ from the script's own directory, not as a package.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +32,11 @@ __all__ = [
     "BenchError",
     "DnsperfResult",
     "ProcessUsage",
+    "add_dnsperf_options",
     "dnsperf",
+    "dnsperf_missing",
     "free_port",
+    "measure_corefile",
     "probe",
     "rss_kb",
     "start_coredns",
@@ -305,3 +310,49 @@ class ProcessUsage:
                     client_cpu_percent=100.0 * client / wall, other_cpu_percent=100.0 * other / wall,
                     upstream_cpu_percent=100.0 * up / wall)
         return result, usage
+
+
+def add_dnsperf_options(parser: argparse.ArgumentParser, *, seconds: int = 10) -> None:
+    """The dnsperf options the one-server scripts share: ``-l`` run length, ``-c`` clients and
+    ``-q`` queries outstanding."""
+    parser.add_argument("-l", "--seconds", type=int, default=seconds,
+                        help=f"dnsperf run length (default {seconds})")
+    parser.add_argument("-c", "--clients", type=int, default=8, help="dnsperf clients (default 8)")
+    parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
+
+
+def dnsperf_missing() -> bool:
+    """True (said on stderr) when dnsperf is not on PATH: the script has nothing to measure with."""
+    if shutil.which("dnsperf") is not None:
+        return False
+    print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    return True
+
+
+def measure_corefile(
+    directory: Path, corefile: str, queryfile: Path, args: argparse.Namespace, *, label: str,
+    name: str = "server", warm: bool = False,
+) -> tuple[float, int, float]:
+    """Start ``twisted-coredns`` with ``corefile``, run dnsperf with ``queryfile`` as ``args``
+    says (``seconds``, ``clients``, ``outstanding``) and stop it: (queries per second, queries
+    lost, the server's CPU µs per answered query). ``warm`` sends every name once first, so that
+    what the plugins remember is in place and the row measures the steady state. A failure
+    ends the script with ``label`` and the reason."""
+    port = free_port()
+    try:
+        proc, _log = start_coredns(directory, corefile, port, name=name, probe_name="warm.example.org.")
+    except BenchError as exc:
+        raise SystemExit(f"{label}: {exc}") from None
+    try:
+        if warm:
+            dnsperf(port, queryfile, runs=1, clients=1, outstanding=args.outstanding)
+        result, usage = ProcessUsage.measure(proc.pid, lambda: dnsperf(
+            port, queryfile, seconds=args.seconds, clients=args.clients, outstanding=args.outstanding))
+    except BenchError as exc:
+        raise SystemExit(f"{label}: {exc}") from None
+    finally:
+        stop_process(proc)
+    # The server's CPU time per query: steadier than queries per second when other work shares
+    # the machine, as it slows the server and dnsperf alike.
+    cpu_us = usage.cpu_percent / 100 * args.seconds / max(result.completed, 1) * 1e6
+    return result.qps, result.lost, cpu_us

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import READY, BenchError, dnsperf, free_port, start_coredns, stop_process
+from _common import (
+    READY,
+    BenchError,
+    add_dnsperf_options,
+    dnsperf,
+    dnsperf_missing,
+    free_port,
+    start_coredns,
+    stop_process,
+)
 
 from twisted_coredns.plugins.etcd.service import path
 from twisted_coredns.testing.etcd import EtcdCluster, etcd_missing
@@ -74,12 +82,9 @@ def _sequential_latency(port: int, n: int = 500) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("-l", "--seconds", type=int, default=10, help="dnsperf run length (default 10)")
-    parser.add_argument("-c", "--clients", type=int, default=8, help="dnsperf clients (default 8)")
-    parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
+    add_dnsperf_options(parser)
     args = parser.parse_args(argv)
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if dnsperf_missing():
         return 2
     reason = etcd_missing()
     if reason is not None:

@@ -21,7 +21,6 @@ import argparse
 import gc
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-types", action="store_true",
                         help="ask for a random type number with each name, not A")
     args = parser.parse_args(argv)
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if _common.dnsperf_missing():
         return 2
     if unbound_missing():
         print(unbound_missing(), file=sys.stderr)

@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import READY, BenchError, dnsperf, free_port, start_coredns, stop_process
+from _common import (
+    READY,
+    BenchError,
+    add_dnsperf_options,
+    dnsperf,
+    dnsperf_missing,
+    free_port,
+    start_coredns,
+    stop_process,
+)
 
 
 def corefile(sockets: int) -> str:
@@ -52,12 +60,9 @@ def _dnsperf(port: int, queryfile: Path, seconds: int, clients: int, outstanding
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("-s", "--sockets", default="1,2", help="comma-separated N values (default 1,2)")
-    parser.add_argument("-l", "--seconds", type=int, default=10, help="dnsperf run length (default 10)")
-    parser.add_argument("-c", "--clients", type=int, default=8, help="dnsperf clients (default 8)")
-    parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
+    add_dnsperf_options(parser)
     args = parser.parse_args(argv)
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if dnsperf_missing():
         return 2
     counts = [int(n) for n in args.sockets.split(",") if n.strip()]
     rows: list[tuple[int, float, int]] = []

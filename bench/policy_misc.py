@@ -29,13 +29,12 @@ queries per second (ratio >= 0.85).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import BenchError, ProcessUsage, dnsperf, free_port, start_coredns, stop_process
+from _common import add_dnsperf_options, dnsperf_missing, measure_corefile
 
 ROWS = {
     "whoami": "",
@@ -64,33 +63,16 @@ def _city_database(path: Path) -> None:
 def _measure(directory: Path, queryfile: Path, label: str, index: int,
              args: argparse.Namespace) -> tuple[float, int, float]:
     corefile = ". {\n" + ROWS[label].replace("{directory}", str(directory)) + "    whoami\n}\n"
-    port = free_port()
-    try:
-        proc, _log = start_coredns(directory, corefile, port, name=f"row{index}",
-                                   probe_name="warm.example.org.")
-    except BenchError as exc:
-        raise SystemExit(f"{label}: {exc}") from None
-    try:
-        result, usage = ProcessUsage.measure(proc.pid, lambda: dnsperf(
-            port, queryfile, seconds=args.seconds, clients=args.clients, outstanding=args.outstanding))
-    except BenchError as exc:
-        raise SystemExit(f"{label}: {exc}") from None
-    finally:
-        stop_process(proc)
-    cpu_us = usage.cpu_percent / 100 * args.seconds / max(result.completed, 1) * 1e6
-    return result.qps, result.lost, cpu_us
+    return measure_corefile(directory, corefile, queryfile, args, label=label, name=f"row{index}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("-l", "--seconds", type=int, default=5, help="dnsperf run length (default 5)")
+    add_dnsperf_options(parser, seconds=5)
     parser.add_argument("-r", "--rounds", type=int, default=3, help="rounds; each row shows its median")
-    parser.add_argument("-c", "--clients", type=int, default=8, help="dnsperf clients (default 8)")
-    parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
     parser.add_argument("--only", default=",".join(ROWS), help="comma-separated rows (default all)")
     args = parser.parse_args(argv)
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if dnsperf_missing():
         return 2
     labels = [name for name in args.only.split(",") if name in ROWS]
     if "whoami" not in labels:

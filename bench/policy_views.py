@@ -29,12 +29,11 @@ at most 15% fewer queries per second than whoami alone.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import BenchError, ProcessUsage, dnsperf, free_port, start_coredns, stop_process
+from _common import add_dnsperf_options, dnsperf_missing, measure_corefile
 
 _WHOAMI = ". {\n    whoami\n}\n"
 
@@ -89,42 +88,14 @@ ROWS = {
 }
 
 
-def _measure(directory: Path, queryfile: Path, label: str, corefile: str, index: int,
-             args: argparse.Namespace) -> tuple[float, int, float]:
-    port = free_port()
-    try:
-        proc, _log = start_coredns(directory, corefile, port, name=f"row{index}",
-                                   probe_name="warm.example.org.")
-    except BenchError as exc:
-        raise SystemExit(f"{label}: {exc}") from None
-    try:
-        if not args.cold:
-            # Each name once first: what the plugins remember (template's rendered records)
-            # is then in place, and the row measures the steady state.
-            dnsperf(port, queryfile, runs=1, clients=1, outstanding=args.outstanding)
-        result, usage = ProcessUsage.measure(proc.pid, lambda: dnsperf(
-            port, queryfile, seconds=args.seconds, clients=args.clients, outstanding=args.outstanding))
-    except BenchError as exc:
-        raise SystemExit(f"{label}: {exc}") from None
-    finally:
-        stop_process(proc)
-    # The server's CPU time per query: steadier than queries per second when other work shares
-    # the machine, as it slows the server and dnsperf alike.
-    cpu_us = usage.cpu_percent / 100 * args.seconds / max(result.completed, 1) * 1e6
-    return result.qps, result.lost, cpu_us
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("-l", "--seconds", type=int, default=5, help="dnsperf run length (default 5)")
-    parser.add_argument("-c", "--clients", type=int, default=8, help="dnsperf clients (default 8)")
-    parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
+    add_dnsperf_options(parser, seconds=5)
     parser.add_argument("-r", "--rounds", type=int, default=1, help="rounds; each row keeps its best")
     parser.add_argument("--cold", action="store_true",
                         help="no first pass over the names before measuring")
     args = parser.parse_args(argv)
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if dnsperf_missing():
         return 2
     best: dict[str, tuple[float, int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-views-") as tmp:
@@ -133,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         queryfile.write_text("".join(f"host{i}.example.org A\n" for i in range(1000)))
         for round_ in range(args.rounds):
             for index, (label, corefile) in enumerate(ROWS.items()):
-                qps, lost, cpu_us = _measure(directory, queryfile, label, corefile, index, args)
+                qps, lost, cpu_us = measure_corefile(directory, corefile, queryfile, args, label=label,
+                                                     name=f"row{index}", warm=not args.cold)
                 if label not in best or qps > best[label][0]:
                     best[label] = (qps, lost, min(cpu_us, best[label][2]) if label in best else cpu_us)
                 elif cpu_us < best[label][2]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from _common import (
     DnsperfResult,
     ProcessUsage,
     dnsperf,
+    dnsperf_missing,
     free_port,
     start_coredns,
     stop_process,
@@ -249,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [name for name in only if not any(key.startswith(name) for key in ALL_KEYS)]
         if unknown:
             parser.error(f"unknown rows {', '.join(unknown)}; known: {', '.join(ALL_KEYS)}")
-    if shutil.which("dnsperf") is None:
-        print("dnsperf is not installed (Debian: apt-get install dnsperf)", file=sys.stderr)
+    if dnsperf_missing():
         return 2
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-transports-") as tmp:

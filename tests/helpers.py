@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dns.rrset
@@ -88,3 +90,10 @@ def test_registry() -> Registry:
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]
+
+
+def write_file(directory: str, name: str, text: str) -> str:
+    """``text`` written to ``directory/name`` (UTF-8); its path, for a Corefile to name."""
+    path = os.path.join(directory, name)
+    Path(path).write_text(text, encoding="utf-8")
+    return path

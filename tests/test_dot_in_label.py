@@ -8,7 +8,6 @@ log line. One real server over real sockets answers every check here, for UDP an
 
 from __future__ import annotations
 
-import socket
 import struct
 from typing import Any
 
@@ -16,7 +15,7 @@ import dns.message
 import dns.rdatatype
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_coredns.testing import SubprocessServer
+from twisted_coredns.testing import SubprocessServer, exchange_wire
 
 DOTTED = b"\x03a.b\x07example\x03org\x00"
 """Three labels; the first is ``a.b``."""
@@ -60,25 +59,7 @@ def _query(qname: bytes, qtype: int, qid: int) -> bytes:
 
 
 def _exchange(wire: bytes, port: int, tcp: bool) -> bytes:
-    if not tcp:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(3)
-            sock.sendto(wire, ("127.0.0.1", port))
-            return sock.recv(65535)
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
-        sock.sendall(struct.pack("!H", len(wire)) + wire)
-        size = struct.unpack("!H", _read(sock, 2))[0]
-        return _read(sock, size)
-
-
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed early")
-        data += chunk
-    return data
+    return exchange_wire(port, wire, tcp=tcp)
 
 
 class DotInLabelTests(SynchronousTestCase):

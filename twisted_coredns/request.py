@@ -313,8 +313,9 @@ class Request:
         """A copy of this request with some fields changed, for a plugin that passes on another
         query than it got (the cache's refresh, rewrite). The wire fields (``id``, ``flags``,
         ``qname``, ``qtype``, ``qclass``, and ``opt``: a ``dns.edns.Opt`` for the OPT record, or None
-        for none) are written into the copy's bytes, which are parsed again,
-        so the copy is exactly what a client sending those bytes would have made; the others
+        for none) are written into the copy's bytes, so the copy is exactly what a client sending
+        those bytes would have made (its header and question are read back by hand; the bytes are
+        parsed again only when the flags or the OPT record change); the others
         (``remote``, ``proto``, ``local``, ``server``, ``zone``, ``metadata``) are set as given. The
         copy keeps the original's start time and, unless given other ``metadata``, shares its
         metadata: it is the same query, seen further down the chain."""

@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
-from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing import InProcessServer, serve
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins"
@@ -39,9 +39,7 @@ class ServerCase(unittest.TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.server = InProcessServer(self.corefile, host=self.host)
-        yield self.server.start()
-        self.addCleanup(self.server.stop)
+        self.server = yield serve(self, self.corefile, host=self.host)
 
     def ask(self, name: str, rdtype: str = "A", **kw: Any) -> Any:
         kw.setdefault("host", self.host)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import dns.rcode
@@ -17,8 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted_coredns.instance import build
 from twisted_coredns.plugins.auto.handler import Auto
 from twisted_coredns.registry import default_registry
-from twisted_coredns.testing import InProcessServer, setup_error
+from twisted_coredns.testing import InProcessServer, handler_of, setup_error, until
 
+from ..helpers import write_file
 from .file_cases import DATA
 
 README = DATA / "readme"
@@ -29,20 +29,6 @@ def _zone(origin: str, serial: int, address: str) -> str:
         f"$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns hostmaster {serial} 7200 3600 1209600 3600\n"
         f"@ IN NS ns\nns IN A 127.0.0.1\nwww IN A {address}\n"
     )
-
-
-def _write(directory: str, name: str, text: str) -> str:
-    path = os.path.join(directory, name)
-    Path(path).write_text(text, encoding="utf-8")
-    return path
-
-
-def _auto(instance: Any) -> Auto:
-    for block in instance.blocks:
-        for handler in block.handlers:
-            if isinstance(handler, Auto):
-                return handler
-    raise AssertionError("no auto handler")
 
 
 class AutoSetupTests(SynchronousTestCase):
@@ -107,7 +93,7 @@ class AutoSetupTests(SynchronousTestCase):
                 continue
             text = text.replace("/etc/coredns/zones", self.dir)
             instance = build(text, path.name, dns_port=0)
-            self.assertIsInstance(_auto(instance), Auto)
+            self.assertIsInstance(handler_of(instance, Auto), Auto)
 
 
 class AutoServingTests(TestCase):
@@ -118,17 +104,17 @@ class AutoServingTests(TestCase):
         tmp = tempfile.TemporaryDirectory(prefix="auto-test-")
         self.addCleanup(tmp.cleanup)
         d = tmp.name
-        _write(d, "db.example.org", _zone("example.org.", 1, "127.0.0.1"))
+        write_file(d, "db.example.org", _zone("example.org.", 1, "127.0.0.1"))
         os.mkdir(os.path.join(d, "sub"))
-        _write(os.path.join(d, "sub"), "db.example.net", _zone("example.net.", 1, "127.0.0.2"))
-        _write(d, "README", "not a zone")
+        write_file(os.path.join(d, "sub"), "db.example.net", _zone("example.net.", 1, "127.0.0.2"))
+        write_file(d, "README", "not a zone")
         server = InProcessServer(
             f". {{\n auto example.org example.net example.com {{\n  directory {d}\n  reload 50ms\n }}\n}}\n"
         )
         yield server.start()
         self.addCleanup(server.stop)
-        auto = _auto(server.instance)
-        yield self._until(lambda: auto.walked)
+        auto = handler_of(server.instance, Auto)
+        yield until(lambda: auto.walked)
         reply = yield server.query("www.example.org.", "A")
         self.assertEqual(reply.answer[0][0].address, "127.0.0.1")
         reply = yield server.query("www.example.net.", "A")
@@ -137,29 +123,21 @@ class AutoServingTests(TestCase):
         reply = yield server.query("www.example.com.", "A")
         self.assertEqual(reply.rcode(), dns.rcode.REFUSED)
         # a new file is picked up
-        _write(d, "db.example.com", _zone("example.com.", 1, "127.0.0.3"))
-        yield self._until(lambda: "example.com." in auto.zones)
+        write_file(d, "db.example.com", _zone("example.com.", 1, "127.0.0.3"))
+        yield until(lambda: "example.com." in auto.zones)
         reply = yield server.query("www.example.com.", "A")
         self.assertEqual(reply.answer[0][0].address, "127.0.0.3")
         # a changed serial reloads; a broken file keeps the old zone
-        _write(d, "db.example.org", _zone("example.org.", 2, "127.0.0.9"))
-        yield self._until(lambda: auto.zones["example.org."].serial == 2)
-        _write(d, "db.example.org", _zone("example.org.", 3, "127.0.0.9") + "bad IN A x\n")
+        write_file(d, "db.example.org", _zone("example.org.", 2, "127.0.0.9"))
+        yield until(lambda: auto.zones["example.org."].serial == 2)
+        write_file(d, "db.example.org", _zone("example.org.", 3, "127.0.0.9") + "bad IN A x\n")
         yield deferLater(reactor, 0.2, lambda: None)
         reply = yield server.query("www.example.org.", "A")
         self.assertEqual(reply.answer[0][0].address, "127.0.0.9")
         # a removed file drops its zone
         os.remove(os.path.join(d, "sub", "db.example.net"))
-        yield self._until(lambda: "example.net." not in auto.zones)
+        yield until(lambda: "example.net." not in auto.zones)
         reply = yield server.query("www.example.net.", "A")
         self.assertEqual(reply.rcode(), dns.rcode.REFUSED)
         self.assertIsNotNone(auto.transfer("example.com.", -1))
 
-    @inlineCallbacks
-    def _until(self, predicate: Any, timeout: float = 10.0) -> Any:
-        waited = 0.0
-        while not predicate():
-            if waited > timeout:
-                raise AssertionError("condition not met")
-            yield deferLater(reactor, 0.02, lambda: None)
-            waited += 0.02

@@ -17,7 +17,7 @@ from twisted.trial import unittest
 from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import build
 from twisted_coredns.plugins import bind
-from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing import InProcessServer, serve
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, setup_error
 
 from .small_plugin_support import DATA, build_block, captured_log, readme_corefiles
@@ -199,13 +199,6 @@ class BindServerTests(unittest.TestCase):
             raise unittest.SkipTest("needs IPv6 on ::1")
 
     @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile)
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
-
-    @inlineCallbacks
     def check(self, server: Any, answers: list[str], silent: list[str]) -> Any:
         port = server.port
         for host in answers:
@@ -220,21 +213,21 @@ class BindServerTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_bind_ipv4_only(self) -> Any:
-        server = yield self.serve(".:0 {\n bind 127.0.0.1\n whoami\n}\n")
+        server = yield serve(self, ".:0 {\n bind 127.0.0.1\n whoami\n}\n")
         self.assertEqual(list(server.ports), ["dns://127.0.0.1:0"])
         yield self.check(server, ["127.0.0.1"], ["::1"])
 
     @inlineCallbacks
     def test_bind_interface_except_ipv4(self) -> Any:
         _require_lo()
-        server = yield self.serve(".:0 {\n bind lo {\n  except 127.0.0.1\n }\n whoami\n}\n")
+        server = yield serve(self, ".:0 {\n bind lo {\n  except 127.0.0.1\n }\n whoami\n}\n")
         self.assertEqual(list(server.ports), ["dns://[::1]:0"])
         yield self.check(server, ["::1"], ["127.0.0.1"])
 
     @inlineCallbacks
     def test_everything_excepted_starts_no_listener(self) -> Any:
         # CoreDNS's test/bind_test.go TestBind_FilterAll: nothing to listen on, nothing breaks.
-        server = yield self.serve(".:0 {\n bind 127.0.0.1 {\n  except 127.0.0.1\n }\n whoami\n}\n")
+        server = yield serve(self, ".:0 {\n bind 127.0.0.1 {\n  except 127.0.0.1\n }\n whoami\n}\n")
         self.assertEqual(server.service.servers, [])
 
     @inlineCallbacks
@@ -249,7 +242,7 @@ class BindServerTests(unittest.TestCase):
         name, addr = link_local[0]
         self.assertTrue(addr.endswith(f"%{name}"), addr)
         self.patch(bind, "interface_addresses", lambda: {"ll": [addr]})
-        server = yield self.serve(".:0 {\n bind ll\n whoami\n}\n")
+        server = yield serve(self, ".:0 {\n bind ll\n whoami\n}\n")
         self.assertEqual(list(server.ports), [f"dns://[{addr}]:0"])
         self.assertNotEqual(server.port, 0)
 

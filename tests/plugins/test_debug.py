@@ -15,7 +15,7 @@ from twisted.trial import unittest
 
 from twisted_coredns import clog
 from twisted_coredns.plugins.debug import hexdump, log_hexdump
-from twisted_coredns.testing import InProcessServer, SubprocessServer
+from twisted_coredns.testing import InProcessServer, SubprocessServer, serve
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, setup_error
 
 from ..helpers import test_registry
@@ -93,28 +93,22 @@ class DebugServerTests(unittest.TestCase):
     """In this process: the flag follows the started Corefile, and a crash is logged in full."""
 
     @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile, registry=test_registry())
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
-
-    @inlineCallbacks
     def test_flag_follows_the_running_corefile(self) -> Any:
         _keep_debug_flag(self)
         clog.debug_enabled = False
         # debug in one block switches it on for the whole process.
-        yield self.serve("example.org {\n whoami\n}\nexample.net {\n debug\n whoami\n}\n")
+        corefile = "example.org {\n whoami\n}\nexample.net {\n debug\n whoami\n}\n"
+        yield serve(self, corefile, registry=test_registry())
         self.assertTrue(clog.debug_enabled)
         # A Corefile started later without debug (a reload) switches it off again.
-        yield self.serve(". {\n whoami\n}\n")
+        yield serve(self, ". {\n whoami\n}\n", registry=test_registry())
         self.assertFalse(clog.debug_enabled)
 
     @inlineCallbacks
     def crash_log(self, corefile: str) -> Any:
         _keep_debug_flag(self)
         with captured_log() as out:
-            server = yield self.serve(corefile)
+            server = yield serve(self, corefile, registry=test_registry())
             clog.PluginLogger("test").debug("a debug line")
             r = yield server.query("crash.example.")
             self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)

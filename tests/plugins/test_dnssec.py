@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ from twisted_coredns.plugins.dnssec.handler import APEX_BITMAP, DELEGATION_BITMA
 from twisted_coredns.response import Response
 from twisted_coredns.testing import InProcessServer, make_query, make_request
 from twisted_coredns.testing.setup import run_setup, setup_error
+
+from .dnssec_support import delv, write_trust_anchor
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "dnssec"
 ZONE = """\
@@ -532,11 +533,7 @@ class ServerTests(TestCase):
         if shutil.which("delv") is None:
             self.skipTest("delv (bind9-dnsutils) is not installed")
         ksk = read_key_pair(*key_file_paths(str(DATA / KSK))).dnskey
-        anchor = Path(self.dir, "anchor")
-        anchor.write_text(
-            f"trust-anchors {{\n  example.org. static-key {ksk.flags} {ksk.protocol} "
-            f'{ksk.algorithm} "{ksk.to_text().split(None, 3)[3].replace(" ", "")}";\n}};\n'
-        )
+        anchor = write_trust_anchor(Path(self.dir, "anchor"), "example.org.", ksk)
         for qname, qtype, expect in [
             ("www.example.org", "A", "; fully validated"),
             ("alias.example.org", "A", "; fully validated"),
@@ -545,34 +542,8 @@ class ServerTests(TestCase):
             ("www.example.org", "TXT", "; negative response, fully validated"),
             ("sub.example.org", "DS", "; negative response, fully validated"),
         ]:
-            out = yield deferToThread(
-                subprocess.run,
-                [
-                    "delv",
-                    "@127.0.0.1",
-                    "-p",
-                    str(self.server.port),
-                    "-a",
-                    str(anchor),
-                    "+root=example.org",
-                    qname,
-                    qtype,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
+            out = yield delv(self.server.port, anchor, "example.org", qname, qtype)
             self.assertIn(expect, out.stdout + out.stderr, f"{qname} {qtype}: {out.stdout}{out.stderr}")
-
-
-def _delv(port: int, anchor: Path, root: str, qname: str, qtype: str) -> Any:
-    return deferToThread(
-        subprocess.run,
-        ["delv", "@127.0.0.1", "-p", str(port), "-a", str(anchor), f"+root={root}", qname, qtype],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
 
 
 def _covers(nsec: dns.rrset.RRset, name: dns.name.Name, origin: dns.name.Name) -> bool:
@@ -676,13 +647,9 @@ class SignedZoneDenialTests(TestCase):
         if shutil.which("delv") is None:
             self.skipTest("delv (bind9-dnsutils) is not installed")
         k = read_key_pair(*key_file_paths(str(DATA / MIEK_KEY))).dnskey
-        anchor = Path(directory, "anchor")
-        anchor.write_text(
-            f"trust-anchors {{\n miek.nl. static-key {k.flags} 3 {k.algorithm} "
-            f'"{k.to_text().split(None, 3)[3].replace(" ", "")}";\n}};\n'
-        )
+        anchor = write_trust_anchor(Path(directory, "anchor"), "miek.nl.", k)
         for qname, qtype in (("nope.miek.nl", "A"), ("x.nope.miek.nl", "AAAA"), ("a.miek.nl", "TXT")):
-            out = yield _delv(server.port, anchor, "miek.nl", qname, qtype)
+            out = yield delv(server.port, anchor, "miek.nl", qname, qtype)
             self.assertIn("; negative response, fully validated", out.stdout + out.stderr,
                           f"{qname}: {out.stdout}{out.stderr}")
 

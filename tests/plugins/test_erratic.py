@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from twisted_coredns.plugins.erratic.handler import Erratic
-from twisted_coredns.testing import InProcessServer, make_query, make_request
+from twisted_coredns.testing import InProcessServer, make_query, make_request, serve
 from twisted_coredns.testing.setup import setup_error
 
 from .small_plugin_support import readme_corefiles
@@ -41,9 +41,7 @@ class ErraticServerTests(unittest.TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.server = InProcessServer(self.corefile)
-        yield self.server.start()
-        self.addCleanup(self.server.stop)
+        self.server = yield serve(self, self.corefile)
 
     @inlineCallbacks
     def test_the_pattern_of_spoiled_replies(self) -> Any:

@@ -34,7 +34,7 @@ from twisted_coredns.plugins.etcd.service import (
     target_strip,
 )
 from twisted_coredns.plugins.etcd.setup import parse_ttl
-from twisted_coredns.testing import InProcessServer, free_port, run_setup, setup_error
+from twisted_coredns.testing import free_port, run_setup, serve, setup_error
 from twisted_coredns.testing.certs import certificates
 from twisted_coredns.testing.etcd import EtcdCluster, etcd_missing
 
@@ -598,13 +598,6 @@ class _Serving(TestCase):
     def setUp(self) -> None:
         self.etcd = shared_etcd()
 
-    @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile)
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
-
     def endpoint(self) -> str:
         return self.etcd.endpoints[0]
 
@@ -614,7 +607,8 @@ class LookupTests(_Serving):
 
     @inlineCallbacks
     def test_coredns_cases(self) -> Any:
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f"{ZONES.replace(' ', ' ')} {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n}}\n"
         )
         for name, rdtype, rcode, answer, extra, authority in CASES:
@@ -633,7 +627,7 @@ class LookupTests(_Serving):
 
     @inlineCallbacks
     def test_soa_and_large_txt_over_tcp(self) -> Any:
-        srv = yield self.serve(f"skydns.test {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n}}\n")
+        srv = yield serve(self, f"skydns.test {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n}}\n")
         r = yield srv.query("skydns.test.", "SOA")
         soa = r.answer[0]
         self.assertEqual(
@@ -652,7 +646,8 @@ class LookupTests(_Serving):
         # CoreDNS asks the rest of the server; here the plugins after etcd: forward to a block
         # of this same server that knows www.ext.test.
         port = free_port()
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f"skydns.test {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n forward . 127.0.0.1:{port}\n}}\n"
             f"ext.test:{port} {{\n hosts {{\n  10.9.9.9 www.ext.test\n  fd00::9 www.ext.test\n }}\n}}\n"
         )
@@ -680,7 +675,8 @@ class OptionTests(_Serving):
     @inlineCallbacks
     def test_fallthrough(self) -> Any:
         port, block = self._next_block()
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f"skydns.test {{\n etcd {{\n endpoint {self.endpoint()}\n fallthrough\n }}\n"
             f" forward . 127.0.0.1:{port}\n}}\n{block}"
         )
@@ -690,7 +686,8 @@ class OptionTests(_Serving):
         self.assertEqual(_lines(r.answer), ["a.server1.prod.region1.skydns.test. 300 IN A 10.0.0.1"])
         # fallthrough limited to other zones: NXDOMAIN here
         port, block = self._next_block()
-        srv2 = yield self.serve(
+        srv2 = yield serve(
+            self,
             f"skydns.test {{\n etcd {{\n endpoint {self.endpoint()}\n fallthrough other.test\n }}\n"
             f" forward . 127.0.0.1:{port}\n}}\n{block}"
         )
@@ -701,7 +698,8 @@ class OptionTests(_Serving):
     def test_path_and_zones(self) -> Any:
         self.etcd.put("/other/test/pathed/www", {"host": "10.1.2.3", "ttl": 42})
         self.addCleanup(self.etcd.delete, "/other/test/pathed/www")
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f". {{\n etcd pathed.test {{\n path /other\n endpoint {self.endpoint()}\n }}\n whoami\n}}\n"
         )
         r = yield srv.query("www.pathed.test.", "A")
@@ -721,7 +719,8 @@ class OptionTests(_Serving):
             ("min-lease-ttl 200", {"short": (200, 200), "own": (20, 20)}),
             ("max-lease-ttl 10s", {"short": (10, 10), "own": (10, 10)}),
         ]:
-            srv = yield self.serve(
+            srv = yield serve(
+                self,
                 f"leased.test {{\n etcd {{\n endpoint {self.endpoint()}\n {options}\n }}\n}}\n"
             )
             for label, (low, high) in ttls.items():
@@ -735,12 +734,14 @@ class OptionTests(_Serving):
         etcd.etcdctl("user", "add", "root:secret")
         etcd.etcdctl("auth", "enable")
         etcd.etcdctl("--user", "root:secret", "put", "/skydns/test/auth/www", '{"host":"10.4.4.4"}')
-        good = yield self.serve(
+        good = yield serve(
+            self,
             f"auth.test {{\n etcd {{\n endpoint {etcd.endpoints[0]}\n credentials root secret\n }}\n}}\n"
         )
         r = yield good.query("www.auth.test.", "A")
         self.assertEqual(_lines(r.answer), ["www.auth.test. 300 IN A 10.4.4.4"])
-        bad = yield self.serve(
+        bad = yield serve(
+            self,
             f"auth.test {{\n etcd {{\n endpoint {etcd.endpoints[0]}\n credentials root wrong\n }}\n}}\n"
         )
         r = yield bad.query("www.auth.test.", "A", timeout=8)
@@ -752,7 +753,8 @@ class OptionTests(_Serving):
         etcd = EtcdCluster(1, tls=certs).start()
         self.addCleanup(etcd.stop)
         etcd.put("/skydns/test/secure/www", {"host": "10.5.5.5"})
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f"secure.test {{\n etcd {{\n endpoint {etcd.endpoints[0]}\n"
             f" tls {certs.client_cert_file} {certs.client_key_file} {certs.ca_file}\n }}\n}}\n"
         )
@@ -771,7 +773,7 @@ class BadInputTests(_Serving):
         put("/skydns/test/bad/host", {"host": "not a host name!"})
         put("/skydns/test/bad/" + "/".join(["x" * 60] * 5), {"host": "10.6.6.8"})  # a name over 255 octets
         self.addCleanup(self.etcd.delete, "/skydns/test/bad", prefix=True)
-        srv = yield self.serve(f"bad.test {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n}}\n")
+        srv = yield serve(self, f"bad.test {{\n etcd {{\n endpoint {self.endpoint()}\n }}\n}}\n")
         for _ in range(3):
             r = yield srv.query("bad.test.", "A")
             self.assertEqual(_lines(r.answer), ["bad.test. 300 IN A 10.6.6.6"])
@@ -788,7 +790,8 @@ class BadInputTests(_Serving):
         silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")  # type: ignore[attr-defined]
         self.addCleanup(silent.stopListening)
         port = silent.getHost().port
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f"slow.test {{\n etcd {{\n endpoint http://127.0.0.1:{port}\n }}\n}}\n. {{\n whoami\n}}\n"
         )
         started = time.monotonic()
@@ -809,7 +812,7 @@ class BadInputTests(_Serving):
         port = free_port()
         with socket.socket() as probe:  # nothing listens there
             self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)
-        srv = yield self.serve(f"gone.test {{\n etcd {{\n endpoint 127.0.0.1:{port}\n }}\n}}\n")
+        srv = yield serve(self, f"gone.test {{\n etcd {{\n endpoint 127.0.0.1:{port}\n }}\n}}\n")
         etcd = next(h for b in srv.instance.blocks for h in b.handlers if isinstance(h, Etcd))
         self.assertFalse(etcd.ready())
         r = yield srv.query("www.gone.test.", "A", timeout=10)

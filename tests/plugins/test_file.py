@@ -24,8 +24,9 @@ from twisted_coredns.instance import build
 from twisted_coredns.plugins.file.handler import File
 from twisted_coredns.plugins.file.zone import Zone, ZoneFileError
 from twisted_coredns.registry import default_registry
-from twisted_coredns.testing import InProcessServer, setup_error
+from twisted_coredns.testing import handler_of, serve, setup_error, until
 
+from ..helpers import write_file
 from . import file_cases
 from .logerr_support import LogCapture
 
@@ -33,20 +34,6 @@ DATA = file_cases.DATA
 README = DATA / "readme"
 
 MIEK = next(s for s in file_cases.suites() if s["test_func"] == "TestLookup")["zone_text"].rstrip("\n") + "\n"
-
-
-def _write(directory: str, name: str, text: str) -> str:
-    path = os.path.join(directory, name)
-    Path(path).write_text(text, encoding="utf-8")
-    return path
-
-
-def _file_handler(instance: Any) -> File:
-    for block in instance.blocks:
-        for handler in block.handlers:
-            if isinstance(handler, File):
-                return handler
-    raise AssertionError("no file handler")
 
 
 class _ServingCase(TestCase):
@@ -57,21 +44,14 @@ class _ServingCase(TestCase):
         self.addCleanup(tmp.cleanup)
         self.dir = tmp.name
 
-    @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile)
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
-
 
 class CoreDNSLookupTables(_ServingCase):
     """The 92 queries over 19 zones of CoreDNS's plugin/file tests, each asked over UDP."""
 
     @inlineCallbacks
     def check_suite(self, suite: dict[str, Any]) -> Any:
-        path = _write(self.dir, "db.zone", suite["zone_text"])
-        server = yield self.serve(f"{suite['origin']} {{\n  file {path}\n}}\n")
+        path = write_file(self.dir, "db.zone", suite["zone_text"])
+        server = yield serve(self, f"{suite['origin']} {{\n  file {path}\n}}\n")
         failures = []
         for case in suite["cases"]:
             do = bool(case.get("Do"))
@@ -106,7 +86,7 @@ class FileSetupTests(SynchronousTestCase):
         tmp = tempfile.TemporaryDirectory(prefix="file-setup-")
         self.addCleanup(tmp.cleanup)
         self.dir = tmp.name
-        self.miek = _write(self.dir, "db.miek.nl", MIEK)
+        self.miek = write_file(self.dir, "db.miek.nl", MIEK)
 
     def test_setup_rows(self) -> None:
         ok = [
@@ -148,7 +128,7 @@ class FileSetupTests(SynchronousTestCase):
         self.assertTrue(ITransferer.providedBy(handler))
 
     def test_zone_file_syntax_error_names_file_and_line(self) -> None:
-        bad = _write(self.dir, "db.bad", MIEK + "broken IN A 300.1.1.1\n")
+        bad = write_file(self.dir, "db.bad", MIEK + "broken IN A 300.1.1.1\n")
         line = len(MIEK.splitlines()) + 1
         error = setup_error(f"file {bad} miek.nl")
         self.assertTrue(
@@ -160,7 +140,7 @@ class FileSetupTests(SynchronousTestCase):
 
     def test_out_of_zone_record(self) -> None:
         """CoreDNS keeps records of other origins (one file may serve several); we say where they are."""
-        bad = _write(
+        bad = write_file(
             self.dir, "db.out", MIEK + "www.example.com. IN A 127.0.0.1\nx.example.com. IN A 127.0.0.1\n"
         )
         log = LogCapture(self, "file")
@@ -175,19 +155,19 @@ class FileSetupTests(SynchronousTestCase):
         )
 
     def test_cname_and_other_data(self) -> None:
-        bad = _write(self.dir, "db.cname", MIEK + "a IN CNAME www\n")
+        bad = write_file(self.dir, "db.cname", MIEK + "a IN CNAME www\n")
         error = setup_error(f"file {bad} miek.nl")
         self.assertIn(f"{bad}:{len(MIEK.splitlines()) + 1}: CNAME and other data at a.miek.nl.", error)
 
     def test_no_soa(self) -> None:
-        bad = _write(self.dir, "db.nosoa", "$ORIGIN miek.nl.\nwww 300 IN A 127.0.0.1\n")
+        bad = write_file(self.dir, "db.nosoa", "$ORIGIN miek.nl.\nwww 300 IN A 127.0.0.1\n")
         self.assertEqual(
             setup_error(f"file {bad} miek.nl"),
             f'plugin/file: file "{bad}" has no SOA record for origin miek.nl.',
         )
 
     def test_nsec3_zone_is_refused(self) -> None:
-        bad = _write(self.dir, "db.nsec3", MIEK + "miek.nl. 300 IN NSEC3PARAM 1 0 0 -\n")
+        bad = write_file(self.dir, "db.nsec3", MIEK + "miek.nl. 300 IN NSEC3PARAM 1 0 0 -\n")
         self.assertEqual(
             setup_error(f"file {bad} miek.nl"),
             "plugin/file: NSEC3 zone is not supported, dropping RR: miek.nl. for zone: miek.nl.",
@@ -210,13 +190,13 @@ class FileSetupTests(SynchronousTestCase):
         )
 
     def test_include_and_root(self) -> None:
-        _write(self.dir, "extra.inc", "included 300 IN A 127.0.0.9\n")
-        _write(self.dir, "db.inc", MIEK + f"$INCLUDE {self.dir}/extra.inc\n")
+        write_file(self.dir, "extra.inc", "included 300 IN A 127.0.0.9\n")
+        write_file(self.dir, "db.inc", MIEK + f"$INCLUDE {self.dir}/extra.inc\n")
         from twisted_coredns.testing import run_setup
 
         result = run_setup(f"root {self.dir}\nfile db.inc miek.nl")
         self.assertIsNone(result.error)
-        handler = _file_handler(result.instance)
+        handler = handler_of(result.instance, File)
         self.assertIn("included.miek.nl.", handler.zones["miek.nl."].nodes)
 
     def test_readme_corefiles_start(self) -> None:
@@ -229,11 +209,11 @@ class FileSetupTests(SynchronousTestCase):
             zone = (
                 "$TTL 300\n@ IN SOA ns hostmaster 1 7200 3600 1209600 3600\n@ IN NS ns\nns IN A 127.0.0.1\n"
             )
-            _write(self.dir, "db.example.org", zone)
-            _write(self.dir, "example.org.signed", zone)
+            write_file(self.dir, "db.example.org", zone)
+            write_file(self.dir, "example.org.signed", zone)
             text = text.replace("file ", f"root {self.dir}\n    file ", 1)
             instance = build(text, path.name, dns_port=0)
-            self.assertTrue(all(_file_handler(instance).zones.values()), path.name)
+            self.assertTrue(all(handler_of(instance, File).zones.values()), path.name)
 
 
 class FileServingTests(_ServingCase):
@@ -241,8 +221,8 @@ class FileServingTests(_ServingCase):
 
     @inlineCallbacks
     def test_flags_and_sections(self) -> Any:
-        path = _write(self.dir, "db.miek.nl", MIEK)
-        srv = yield self.serve(f"miek.nl {{\n file {path}\n}}\n")
+        path = write_file(self.dir, "db.miek.nl", MIEK)
+        srv = yield serve(self, f"miek.nl {{\n file {path}\n}}\n")
         reply = yield srv.query("a.miek.nl.", "A")
         self.assertTrue(reply.flags & dns.flags.AA)
         self.assertEqual(len(reply.authority[0]), 4)
@@ -256,7 +236,7 @@ class FileServingTests(_ServingCase):
         first = yield srv.query("srv.miek.nl.", "SRV")
         self.assertIn(
             ("srv.miek.nl.", dns.rdatatype.SRV, False),
-            _file_handler(srv.instance).zones["miek.nl."].wire_cache,
+            handler_of(srv.instance, File).zones["miek.nl."].wire_cache,
         )
         second = yield srv.query("srv.miek.nl.", "SRV")
         self.assertEqual(
@@ -269,8 +249,8 @@ class FileServingTests(_ServingCase):
 
     @inlineCallbacks
     def test_fallthrough(self) -> Any:
-        path = _write(self.dir, "db.miek.nl", MIEK)
-        srv = yield self.serve(f"miek.nl {{\n file {path} {{\n  fallthrough\n }}\n whoami\n}}\n")
+        path = write_file(self.dir, "db.miek.nl", MIEK)
+        srv = yield serve(self, f"miek.nl {{\n file {path} {{\n  fallthrough\n }}\n whoami\n}}\n")
         reply = yield srv.query("nothere.miek.nl.", "A")
         self.assertEqual(reply.rcode(), dns.rcode.NOERROR)
         self.assertEqual(len(reply.additional), 2)  # whoami answered
@@ -279,10 +259,10 @@ class FileServingTests(_ServingCase):
 
     @inlineCallbacks
     def test_cname_out_of_zone_goes_through_the_chain(self) -> Any:
-        path = _write(self.dir, "db.miek.nl", MIEK + "hosted IN CNAME web.example.net.\n")
-        hosts = _write(self.dir, "hosts", "192.0.2.7 web.example.net\n")
+        path = write_file(self.dir, "db.miek.nl", MIEK + "hosted IN CNAME web.example.net.\n")
+        hosts = write_file(self.dir, "hosts", "192.0.2.7 web.example.net\n")
         # hosts runs before file (plugin.cfg); file asks the whole chain for the CNAME's target
-        srv = yield self.serve(f". {{\n file {path} miek.nl\n hosts {hosts} {{\n  fallthrough\n }}\n}}\n")
+        srv = yield serve(self, f". {{\n file {path} miek.nl\n hosts {hosts} {{\n  fallthrough\n }}\n}}\n")
         reply = yield srv.query("hosted.miek.nl.", "A")
         self.assertEqual(
             [(str(r.name), r.rdtype) for r in reply.answer],
@@ -291,10 +271,10 @@ class FileServingTests(_ServingCase):
 
     @inlineCallbacks
     def test_reload(self) -> Any:
-        path = _write(self.dir, "db.miek.nl", MIEK)
+        path = write_file(self.dir, "db.miek.nl", MIEK)
         log = LogCapture(self, "file")
-        srv = yield self.serve(f"miek.nl {{\n file {path} {{\n  reload 50ms\n }}\n}}\n")
-        handler = _file_handler(srv.instance)
+        srv = yield serve(self, f"miek.nl {{\n file {path} {{\n  reload 50ms\n }}\n}}\n")
+        handler = handler_of(srv.instance, File)
         notified: list[str] = []
 
         class _Transfer:
@@ -303,22 +283,22 @@ class FileServingTests(_ServingCase):
 
         handler.transfer_handler = _Transfer()
         # a broken file keeps the old zone, and says why
-        _write(self.dir, "db.miek.nl", MIEK.replace("1282630057", "1282630058") + "bad IN A x\n")
-        yield self._until(lambda: any("Parsing zone" in t for _, t in log.lines()))
+        write_file(self.dir, "db.miek.nl", MIEK.replace("1282630057", "1282630058") + "bad IN A x\n")
+        yield until(lambda: any("Parsing zone" in t for _, t in log.lines()))
         reply = yield srv.query("a.miek.nl.", "A")
         self.assertEqual(reply.answer[0][0].address, "139.162.196.78")
         # the same serial: not reloaded
-        _write(self.dir, "db.miek.nl", MIEK.replace("139.162.196.78", "127.0.0.2"))
+        write_file(self.dir, "db.miek.nl", MIEK.replace("139.162.196.78", "127.0.0.2"))
         yield deferLater(reactor, 0.2, lambda: None)
         reply = yield srv.query("a.miek.nl.", "A")
         self.assertEqual(reply.answer[0][0].address, "139.162.196.78")
         # a new serial: swapped in, notified
-        _write(
+        write_file(
             self.dir,
             "db.miek.nl",
             MIEK.replace("139.162.196.78", "127.0.0.3").replace("1282630057", "1282630059"),
         )
-        yield self._until(lambda: handler.zones["miek.nl."].serial == 1282630059)
+        yield until(lambda: handler.zones["miek.nl."].serial == 1282630059)
         reply = yield srv.query("a.miek.nl.", "A")
         self.assertEqual(reply.answer[0][0].address, "127.0.0.3")
         self.assertEqual(notified, ["miek.nl."])
@@ -330,20 +310,12 @@ class FileServingTests(_ServingCase):
             log.lines(),
         )
 
-    @inlineCallbacks
-    def _until(self, predicate: Any, timeout: float = 10.0) -> Any:
-        waited = 0.0
-        while not predicate():
-            if waited > timeout:
-                raise AssertionError("condition not met")
-            yield deferLater(reactor, 0.02, lambda: None)
-            waited += 0.02
 
     @inlineCallbacks
     def test_expired_zone_servfails(self) -> Any:
-        path = _write(self.dir, "db.miek.nl", MIEK)
-        srv = yield self.serve(f"miek.nl {{\n file {path}\n}}\n")
-        handler = _file_handler(srv.instance)
+        path = write_file(self.dir, "db.miek.nl", MIEK)
+        srv = yield serve(self, f"miek.nl {{\n file {path}\n}}\n")
+        handler = handler_of(srv.instance, File)
         handler.zones["miek.nl."].set_expired()
         reply = yield srv.query("a.miek.nl.", "A")
         self.assertEqual(reply.rcode(), dns.rcode.SERVFAIL)
@@ -380,7 +352,7 @@ class TransferAPITests(SynchronousTestCase):
 
     def test_from_file_error_names_line(self) -> None:
         with tempfile.TemporaryDirectory() as d:
-            path = _write(d, "db", "$ORIGIN miek.nl.\n@ 300 IN SOA a. b. 1 2 3 4 5\nx 300 IN A nope\n")
+            path = write_file(d, "db", "$ORIGIN miek.nl.\n@ 300 IN SOA a. b. 1 2 3 4 5\nx 300 IN A nope\n")
             with self.assertRaises(ZoneFileError) as caught:
                 Zone.from_file(path, "miek.nl.")
             self.assertTrue(str(caught.exception).startswith(f"{path}:3:"), str(caught.exception))
@@ -436,7 +408,9 @@ class ZoneReaderRoadsTests(SynchronousTestCase):
         return fast
 
     def test_every_syntax(self) -> None:
-        include = _write(self.dir, "extra.inc", "inc1 A 192.0.2.40\n  TXT \"same owner\"\ninc2 MX 5 inc1\n")
+        include = write_file(
+            self.dir, "extra.inc", "inc1 A 192.0.2.40\n  TXT \"same owner\"\ninc2 MX 5 inc1\n"
+        )
         text = SYNTAX_ZONE.read_text(encoding="utf-8")
         text += f"$INCLUDE {include} inc.example.org.\nafter A 192.0.2.41\n"
         rrsets = self.same(text, "example.org.")
@@ -518,7 +492,7 @@ class RootZoneTests(_ServingCase):
         by_key = {(r.name.to_text(), r.rdtype): r for r in rrsets}
         tlds = sorted(name for name, rdtype in by_key if rdtype == dns.rdatatype.NS and name != ".")
         self.assertEqual(len(tlds), 1544)
-        srv = yield self.serve(f". {{\n file {path}\n}}\n")
+        srv = yield serve(self, f". {{\n file {path}\n}}\n")
         failures = yield deferToThread(self._ask_every_tld, srv.port, tlds, by_key)
         self.assertEqual(failures, [])
 

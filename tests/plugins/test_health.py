@@ -4,14 +4,12 @@ reloads that never close the listener.
 
 The helpers here serve test_ready too: ``http_get`` / ``get`` (a probe's GET, blocking or in a
 thread), ``refused`` and ``listening`` (the state of a port), ``wait_for`` / ``wait_until`` (a
-condition, blocking or in the reactor), ``serve`` (an in-process server stopped at cleanup) and
-``doc_corefiles`` (the Corefile examples of a README in docs/plugins).
+condition, blocking or in the reactor).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import threading
@@ -36,12 +34,12 @@ from twisted_coredns.metrics import PROCESS_REGISTRY
 from twisted_coredns.plugin import Controller
 from twisted_coredns.plugins.health import setup as health_setup
 from twisted_coredns.plugins.health.endpoint import SelfCheck
-from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, query, run_cli
+from twisted_coredns.testing import SubprocessServer, free_port, query, run_cli, serve
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, run_setup
 
 from .logerr_support import DATA, LogCapture
+from .policy_support import doc_corefiles
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins"
 LOCAL = "127.0.0.1:0"
 """A listener on a free port: ``server.http_port(LOCAL)`` says which."""
 DURATION_COUNT = "coredns_health_request_duration_seconds_count"
@@ -122,23 +120,6 @@ def wait_for(probe: Callable[[], Any], want: Callable[[Any], bool], timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"still {got!r} after {timeout}s")
         time.sleep(0.05)
-
-
-@inlineCallbacks
-def serve(case: TestCase, corefile: str, **kw: Any) -> Any:
-    """An in-process server for ``corefile``, stopped at the end of the test unless it was."""
-    server = InProcessServer(corefile, **kw)
-    yield server.start()
-    case.addCleanup(lambda: server.stop() if server.service.running else None)
-    return server
-
-
-def doc_corefiles(plugin: str) -> list[str]:
-    """The ``~~~ corefile`` examples of docs/plugins/PLUGIN.md."""
-    text = (DOCS / f"{plugin}.md").read_text(encoding="utf-8")
-    found = re.findall(r"^~~~ corefile\n(.*?)^~~~$", text, flags=re.M | re.S)
-    assert found, f"no corefile examples in {plugin}.md"
-    return found
 
 
 def metric(name: str) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -22,9 +21,10 @@ from twisted_coredns.corefile import CorefileError
 from twisted_coredns.instance import build
 from twisted_coredns.plugins.hosts.handler import Hosts
 from twisted_coredns.plugins.hosts.hostsfile import parse, wildcard_pattern
-from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing import InProcessServer, handler_of, serve
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows
 
+from ..helpers import write_file
 from .logerr_support import DATA, LogCapture
 
 HOSTS = """\
@@ -41,19 +41,6 @@ not-an-address bogus.example.org
 1.2.3.4 aa.example.com
 5.6.7.8 *.apps.example.com
 """
-
-
-def _handler(instance: Any) -> Hosts:
-    for handler in instance.blocks[0].handlers:
-        if isinstance(handler, Hosts):
-            return handler
-    raise AssertionError("no hosts handler")
-
-
-def _write(directory: str, name: str, text: str) -> str:
-    path = os.path.join(directory, name)
-    Path(path).write_text(text, encoding="utf-8")
-    return path
 
 
 def _addresses(reply: Any, rdtype: int) -> list[str]:
@@ -92,7 +79,7 @@ class HostsSetupTests(SynchronousTestCase):
     """Setup, row by row from CoreDNS's setup_test.go, and CoreDNS's exact error texts."""
 
     def build_one(self, body: str) -> Hosts:
-        return _handler(build(". {\n" + body + "\n}\n", dns_port=0))
+        return handler_of(build(". {\n" + body + "\n}\n", dns_port=0), Hosts)
 
     def assert_error(self, body: str, want: str) -> None:
         with self.assertRaises(CorefileError) as caught:
@@ -105,7 +92,7 @@ class HostsSetupTests(SynchronousTestCase):
         LogCapture(self, "hosts")  # keeps the missing-file warnings out of the test output
 
         def parsed(row: Mapping[str, Any], result: SetupResult) -> None:
-            text, handler = row["input"], _handler(result.instance)
+            text, handler = row["input"], handler_of(result.instance, Hosts)
             words = text.split()
             want_path = words[1] if len(words) > 1 and words[1] != "{" else "/etc/hosts"
             self.assertEqual(handler.path, want_path, text)
@@ -188,7 +175,7 @@ class HostsSetupTests(SynchronousTestCase):
 
     def test_root_prefixes_relative_path(self) -> None:
         with tempfile.TemporaryDirectory() as directory:
-            _write(directory, "my.hosts", "10.0.0.1 a.example\n")
+            write_file(directory, "my.hosts", "10.0.0.1 a.example\n")
             handler = self.build_one(f"root {directory}\nhosts my.hosts")
             self.assertEqual(handler.path, os.path.join(directory, "my.hosts"))
             self.assertEqual(self.build_one(f"root {directory}\nhosts /abs/x.hosts").path, "/abs/x.hosts")
@@ -205,7 +192,7 @@ class HostsSetupTests(SynchronousTestCase):
         self.assertEqual(len(files), 1)
         for path in files:
             instance = build(path.read_text(encoding="utf-8"), path.name, dns_port=0)
-            self.assertEqual(_handler(instance).path, "/etc/hosts")
+            self.assertEqual(handler_of(instance, Hosts).path, "/etc/hosts")
 
 
 class _ServingCase(TestCase):
@@ -215,14 +202,7 @@ class _ServingCase(TestCase):
         tmp = tempfile.TemporaryDirectory(prefix="hosts-test-")
         self.addCleanup(tmp.cleanup)
         self.dir = tmp.name
-        self.hosts = _write(self.dir, "hosts", HOSTS)
-
-    @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile)
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
+        self.hosts = write_file(self.dir, "hosts", HOSTS)
 
     def wait(self, seconds: float) -> Any:
         return deferLater(reactor, seconds, lambda: None)
@@ -231,7 +211,7 @@ class _ServingCase(TestCase):
 class HostsAnswerTests(_ServingCase):
     @inlineCallbacks
     def test_a_aaaa_ptr_authoritative(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts}\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts}\n}}\n")
         r = yield srv.query("example.org.", "A", edns=0)
         self.assertEqual(r.rcode(), dns.rcode.NOERROR)
         self.assertTrue(r.flags & dns.flags.AA)
@@ -256,7 +236,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_nodata_and_unknown(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts}\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts}\n}}\n")
         nodata = [("v4only.example.org.", "AAAA"), ("v6only.example.org.", "A"), ("example.org.", "MX")]
         for name, rdtype in nodata:
             r = yield srv.query(name, rdtype)
@@ -269,7 +249,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_wildcards(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts}\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts}\n}}\n")
         r = yield srv.query("web.apps.example.com.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["5.6.7.8"])
         r = yield srv.query("web.apps.example.com.", "AAAA")
@@ -283,7 +263,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_ttl(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  ttl 60\n }}\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  ttl 60\n }}\n}}\n")
         r = yield srv.query("example.org.", "A")
         self.assertEqual(r.answer[0].ttl, 60)
         r = yield srv.query("1.0.0.10.in-addr.arpa.", "PTR")
@@ -291,7 +271,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_no_reverse(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  no_reverse\n }}\n whoami\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  no_reverse\n }}\n whoami\n}}\n")
         r = yield srv.query("1.0.0.10.in-addr.arpa.", "PTR")
         # no PTR from hosts: the query went on to whoami (an A record in the additional section)
         self.assertEqual(r.answer, [])
@@ -301,7 +281,8 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_inline_merged_after_file(self) -> Any:
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f". {{\n hosts {self.hosts} {{\n  10.9.9.9 example.org\n  10.9.9.8 inline.example.org\n }}\n}}\n"
         )
         r = yield srv.query("example.org.", "A")
@@ -315,13 +296,13 @@ class HostsAnswerTests(_ServingCase):
     def test_inline_only_when_file_missing(self) -> Any:
         missing = os.path.join(self.dir, "missing")
         LogCapture(self, "hosts")
-        srv = yield self.serve(f"example.org {{\n hosts {missing} {{\n  10.0.0.1 example.org\n }}\n}}\n")
+        srv = yield serve(self, f"example.org {{\n hosts {missing} {{\n  10.0.0.1 example.org\n }}\n}}\n")
         r = yield srv.query("example.org.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["10.0.0.1"])
 
     @inlineCallbacks
     def test_fallthrough(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  fallthrough\n }}\n whoami\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  fallthrough\n }}\n whoami\n}}\n")
         r = yield srv.query("unknown.example.org.", "A")
         self.assertEqual(r.rcode(), dns.rcode.NOERROR)
         self.assertEqual(r.answer, [])
@@ -332,7 +313,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_fallthrough_zones(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  fallthrough other.test\n }}\n whoami\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  fallthrough other.test\n }}\n whoami\n}}\n")
         r = yield srv.query("x.other.test.", "A")
         self.assertEqual(r.additional[0].rdtype, dns.rdatatype.A)
         r = yield srv.query("unknown.example.org.", "A")
@@ -340,7 +321,8 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_fallthrough_unsupported(self) -> Any:
-        srv = yield self.serve(
+        srv = yield serve(
+            self,
             f". {{\n hosts {self.hosts} {{\n  fallthrough\n  fallthrough_unsupported\n }}\n whoami\n}}\n"
         )
         r = yield srv.query("example.org.", "TXT")
@@ -350,7 +332,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_zones_restrict(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} example.org\n whoami\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} example.org\n whoami\n}}\n")
         r = yield srv.query("example.org.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["10.0.0.1"])
         # outside the zones: always the next plugin, fallthrough or not
@@ -367,7 +349,7 @@ class HostsAnswerTests(_ServingCase):
 
     @inlineCallbacks
     def test_server_block_zone(self) -> Any:
-        srv = yield self.serve(f"example.org {{\n hosts {self.hosts}\n}}\n")
+        srv = yield serve(self, f"example.org {{\n hosts {self.hosts}\n}}\n")
         r = yield srv.query("example.org.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["10.0.0.1"])
         r = yield srv.query("example.com.", "A")
@@ -377,7 +359,7 @@ class HostsAnswerTests(_ServingCase):
     def test_readme_corefile_serves(self) -> Any:
         text = (DATA / "readme_corefiles" / "hosts_1.corefile").read_text(encoding="utf-8")
         self.assertIn("    hosts\n", text)
-        srv = yield self.serve(text.replace("    hosts\n", f"    hosts {self.hosts}\n"))
+        srv = yield serve(self, text.replace("    hosts\n", f"    hosts {self.hosts}\n"))
         r = yield srv.query("localhost.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["127.0.0.1"])
 
@@ -385,12 +367,12 @@ class HostsAnswerTests(_ServingCase):
 class HostsReloadTests(_ServingCase):
     @inlineCallbacks
     def test_reload_picks_up_changes(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  reload 100ms\n }}\n}}\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  reload 100ms\n }}\n}}\n")
         labels = {"hostsfile": self.hosts}
         self.assertEqual(metrics.REGISTRY.get_sample_value("coredns_hosts_entries", labels), 21)
         r = yield srv.query("example.org.", "A")
         self.assertEqual(_addresses(r, dns.rdatatype.A), ["10.0.0.1"])
-        _write(self.dir, "hosts", "10.1.1.1 example.org\n10.1.1.2 new.example.org\n")
+        write_file(self.dir, "hosts", "10.1.1.1 example.org\n10.1.1.2 new.example.org\n")
         os.utime(self.hosts, (1_700_000_000, 1_700_000_000))
         yield self.wait(0.5)
         r = yield srv.query("example.org.", "A")
@@ -408,8 +390,8 @@ class HostsReloadTests(_ServingCase):
 
     @inlineCallbacks
     def test_reload_zero_disables(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  reload 0\n }}\n}}\n")
-        _write(self.dir, "hosts", "10.1.1.1 example.org\n")
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  reload 0\n }}\n}}\n")
+        write_file(self.dir, "hosts", "10.1.1.1 example.org\n")
         os.utime(self.hosts, (1_700_000_000, 1_700_000_000))
         yield self.wait(0.3)
         r = yield srv.query("example.org.", "A")
@@ -417,8 +399,8 @@ class HostsReloadTests(_ServingCase):
 
     @inlineCallbacks
     def test_unchanged_file_not_parsed_again(self) -> Any:
-        srv = yield self.serve(f". {{\n hosts {self.hosts} {{\n  reload 50ms\n }}\n}}\n")
-        handler = _handler(srv.instance)
+        srv = yield serve(self, f". {{\n hosts {self.hosts} {{\n  reload 50ms\n }}\n}}\n")
+        handler = handler_of(srv.instance, Hosts)
         index = handler.index
         yield self.wait(0.3)
         self.assertIs(handler.index, index)
@@ -428,8 +410,8 @@ class HostsReloadTests(_ServingCase):
         server = InProcessServer(f". {{\n hosts {self.hosts} {{\n  reload 50ms\n }}\n}}\n")
         yield server.start()
         yield server.stop()
-        handler = _handler(server.instance)
+        handler = handler_of(server.instance, Hosts)
         index = handler.index
-        _write(self.dir, "hosts", "10.1.1.1 example.org\n")
+        write_file(self.dir, "hosts", "10.1.1.1 example.org\n")
         yield self.wait(0.2)
         self.assertIs(handler.index, index)

@@ -33,7 +33,7 @@ from twisted_coredns.plugins.loadbalance.weights import parse_weights
 from twisted_coredns.registry import Registry, default_registry
 from twisted_coredns.request import Request
 from twisted_coredns.response import Response
-from twisted_coredns.testing import InProcessServer, make_request, run_setup
+from twisted_coredns.testing import InProcessServer, exchange_wire, make_request, run_setup
 from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
 from .small_plugin_support import DATA, readme_corefiles
@@ -117,30 +117,10 @@ def ask(port: int, query: dns.message.Message, tcp: bool = False) -> Any:
     """A Deferred firing with ``(reply, wire)``: each record its own RRset, in wire order."""
 
     def run() -> tuple[dns.message.Message, bytes]:
-        data = query.to_wire()
-        if tcp:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
-                sock.sendall(struct.pack("!H", len(data)) + data)
-                size = struct.unpack("!H", _read(sock, 2))[0]
-                wire = _read(sock, size)
-        else:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.settimeout(3)
-                sock.sendto(data, ("127.0.0.1", port))
-                wire = sock.recv(65535)
+        wire = exchange_wire(port, query.to_wire(), tcp=tcp)
         return dns.message.from_wire(wire, one_rr_per_rrset=True), wire
 
     return deferToThread(run)
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("connection closed")
-        data += chunk
-    return data
 
 
 def _texts(section: list[dns.rrset.RRset]) -> list[str]:

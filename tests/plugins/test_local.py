@@ -12,7 +12,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from twisted_coredns.metrics import REGISTRY
-from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing import InProcessServer, serve
 from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
 from .small_plugin_support import DATA, readme_corefiles
@@ -27,9 +27,7 @@ class LocalTests(unittest.TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.server = InProcessServer(self.corefile)
-        yield self.server.start()
-        self.addCleanup(self.server.stop)
+        self.server = yield serve(self, self.corefile)
 
     @inlineCallbacks
     def ask(self, name: str, rdtype: str) -> Any:

@@ -11,7 +11,7 @@ import dns.message
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
-from twisted_coredns.testing import InProcessServer
+from twisted_coredns.testing import serve
 from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
 from .small_plugin_support import DATA, readme_corefiles
@@ -30,15 +30,8 @@ def nsid_of(reply: dns.message.Message) -> bytes | None:
 
 class NsidTests(unittest.TestCase):
     @inlineCallbacks
-    def serve(self, corefile: str) -> Any:
-        server = InProcessServer(corefile)
-        yield server.start()
-        self.addCleanup(server.stop)
-        return server
-
-    @inlineCallbacks
     def test_default_is_the_hostname(self) -> Any:
-        server = yield self.serve(". {\n nsid\n whoami\n}\n")
+        server = yield serve(self, ". {\n nsid\n whoami\n}\n")
         for tcp in (False, True):
             r = yield server.query("example.org.", message=nsid_query(), tcp=tcp)
             self.assertEqual(nsid_of(r), socket.gethostname().encode())
@@ -46,7 +39,7 @@ class NsidTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_only_when_asked(self) -> Any:
-        server = yield self.serve('. {\n nsid "tf 2"\n whoami\n}\n')
+        server = yield serve(self, '. {\n nsid "tf 2"\n whoami\n}\n')
         r = yield server.query("example.org.", "A", edns=0)
         self.assertEqual((r.edns, nsid_of(r)), (0, None))
         r = yield server.query("example.org.", "A")
@@ -57,14 +50,14 @@ class NsidTests(unittest.TestCase):
     @inlineCallbacks
     def test_error_replies_written_by_a_plugin(self) -> Any:
         # local writes an NXDOMAIN itself: the NSID goes into it as into any written reply.
-        server = yield self.serve(". {\n nsid ps0\n local\n}\n")
+        server = yield serve(self, ". {\n nsid ps0\n local\n}\n")
         r = yield server.query("x.127.in-addr.arpa.", message=nsid_query("9.0.0.127.in-addr.arpa."))
         self.assertEqual((r.rcode(), nsid_of(r)), (3, b"ps0"))
 
     @inlineCallbacks
     def test_readme_corefile(self) -> Any:
         [path] = readme_corefiles("nsid")
-        server = yield self.serve(path.read_text())
+        server = yield serve(self, path.read_text())
         r = yield server.query("example.org.", message=nsid_query())
         self.assertEqual(nsid_of(r), b"Use The Force")
 

@@ -20,19 +20,18 @@ from twisted_coredns.interfaces import IReady
 from twisted_coredns.plugin import Controller, Handler, Plugin
 from twisted_coredns.plugins.ready import setup as ready_setup
 from twisted_coredns.registry import Registry, default_registry
-from twisted_coredns.testing import SubprocessServer, free_port, worker_pids
+from twisted_coredns.testing import SubprocessServer, free_port, serve, worker_pids
 from twisted_coredns.testing.setup import SetupResult, check_setup_rows, load_setup_rows, run_setup
 
 from .logerr_support import DATA
+from .policy_support import doc_corefiles
 from .small_plugin_support import captured_log
 from .test_health import (
     LOCAL,
-    doc_corefiles,
     get,
     http_get,
     listening,
     refused,
-    serve,
     wait_for,
     wait_until,
 )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 import unittest
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +23,13 @@ import dns.rrset
 import dns.zone
 import pytest
 from twisted.internet import reactor as _reactor
-from twisted.internet import task
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest as trial
 
-from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, wait_for
+from twisted_coredns.testing import InProcessServer, SubprocessServer, free_port, until, wait_for
 from twisted_coredns.testing.knot import KnotServer, KnotZone
 from twisted_coredns.testing.setup import check_setup_rows, load_setup_rows
 
@@ -185,21 +183,6 @@ class _PrimaryProtocol(Protocol):
         self.send(response)
 
 
-@inlineCallbacks
-def _until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Wait on the reactor until ``predicate()`` is true (it may return a Deferred)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if hasattr(value, "addCallback"):
-            value = yield value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        yield task.deferLater(_reactor, 0.02, lambda: None)
-
-
 class MisbehavingPrimaryTests(trial.TestCase):
     """A secondary (in this process) following the primary above on 127.0.0.1."""
 
@@ -223,7 +206,7 @@ class MisbehavingPrimaryTests(trial.TestCase):
             f"example.org {{\n    secondary {{\n        transfer from {self.primary_at}\n    }}\n}}\n")
         yield self.server.start()
         self.addCleanup(self.server.stop)
-        yield _until(self.www_is("192.0.2.1"), what="the first transfer")
+        yield until(self.www_is("192.0.2.1"), what="the first transfer")
 
     def www_is(self, address: str) -> Callable[[], Any]:
         def check() -> Any:
@@ -251,7 +234,7 @@ class MisbehavingPrimaryTests(trial.TestCase):
         self.primary.serial, self.primary.www, self.primary.cut = 2, "192.0.2.2", True
         answered = yield self.notify()
         self.assertEqual((answered.rcode(), bool(answered.flags & dns.flags.AA)), (dns.rcode.NOERROR, True))
-        yield _until(self.logged("Notify from 127.0.0.1 for example.org.: transfer failed"),
+        yield until(self.logged("Notify from 127.0.0.1 for example.org.: transfer failed"),
                      what="the failed transfer")
         self.assertTrue(self.logged(f"Failed to transfer `example.org.' from \"{self.primary_at}\"")())
         self.assertEqual(self.primary.transfers, 2)  # the first, good one, and the cut one
@@ -261,7 +244,7 @@ class MisbehavingPrimaryTests(trial.TestCase):
         # The primary mends: the next NOTIFY brings serial 2 in whole.
         self.primary.cut = False
         yield self.notify()
-        yield _until(self.www_is("192.0.2.2"), what="the transfer after the cut")
+        yield until(self.www_is("192.0.2.2"), what="the transfer after the cut")
         serial = yield self.serial()
         self.assertEqual(serial, 2)
         host200 = yield self.server.query("host199.example.org.", "A")
@@ -271,7 +254,7 @@ class MisbehavingPrimaryTests(trial.TestCase):
     def test_a_lower_serial_is_ignored(self) -> Any:
         self.primary.serial, self.primary.www = 0, "192.0.2.3"  # 0 is before 1 (RFC 1982)
         yield self.notify()
-        yield _until(self.logged("Notify from 127.0.0.1 for example.org.: no SOA serial increase seen"),
+        yield until(self.logged("Notify from 127.0.0.1 for example.org.: no SOA serial increase seen"),
                      what="the check")
         self.assertTrue(self.logged("Primary serial 0 for example.org. is lower than ours (1): ignored")())
         self.assertEqual(self.primary.transfers, 1)  # no transfer was asked for
@@ -284,13 +267,13 @@ class MisbehavingPrimaryTests(trial.TestCase):
         self.primary.serial, self.primary.soa_serial, self.primary.www = 0, 5, "192.0.2.3"
         # Asked for an IXFR from serial 1, it is dnspython that sees the serial go back.
         yield self.notify()
-        yield _until(self.logged("Notify from 127.0.0.1 for example.org.: transfer failed: "
+        yield until(self.logged("Notify from 127.0.0.1 for example.org.: transfer failed: "
                                  "The current serial number is less than the serial we know."),
                      what="the refused IXFR")
         # A primary that cannot do IXFR sends the whole zone (AXFR), which the secondary refuses.
         self.primary.refuse_ixfr = True
         yield self.notify()
-        yield _until(self.logged(f"Transferred example.org. from {self.primary_at} has serial 0, lower than "
+        yield until(self.logged(f"Transferred example.org. from {self.primary_at} has serial 0, lower than "
                                  "the 1 served: ignored"), what="the AXFR with a lower serial")
         self.assertEqual(self.primary.transfers, 4)  # the first; one IXFR; one IXFR refused, one AXFR
         still = yield self.www_is("192.0.2.1")()
@@ -310,7 +293,7 @@ class MisbehavingPrimaryTests(trial.TestCase):
         self.assertTrue(still)
         # The same NOTIFY from the primary's address starts one check, and the transfer.
         yield self.notify()
-        yield _until(self.www_is("192.0.2.2"), what="the transfer after the primary's NOTIFY")
+        yield until(self.www_is("192.0.2.2"), what="the transfer after the primary's NOTIFY")
         self.assertEqual((self.primary.soa_checks, self.primary.transfers), (checks + 1, 2))
 
 

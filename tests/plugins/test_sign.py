@@ -29,6 +29,7 @@ from twisted_coredns.plugins.sign.signer import Signer
 from twisted_coredns.testing import InProcessServer, make_query
 from twisted_coredns.testing.setup import setup_error
 
+from .dnssec_support import delv, write_trust_anchor
 from .logerr_support import LogCapture
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "dnssec"
@@ -311,34 +312,15 @@ class ServerTests(TestCase):
         dnskey = keys.find_rrset(keys.answer, MIEK, 1, dns.rdatatype.DNSKEY)
         dns.dnssec.validate(reply.answer[0], reply.answer[1], {MIEK: dnskey})
         k = dnskey[0]
-        anchor = Path(directory, "anchor")
-        anchor.write_text(
-            f"trust-anchors {{\n miek.nl. static-key {k.flags} 3 {k.algorithm} "
-            f'"{k.to_text().split(None, 3)[3].replace(" ", "")}";\n}};\n'
-        )
+        anchor = write_trust_anchor(Path(directory, "anchor"), "miek.nl.", k)
+        _tool("delv")
         for qname, qtype, expect in [
             ("www.miek.nl", "AAAA", "; fully validated"),
             ("b.miek.nl", "A", "; negative response, fully validated"),
             ("www.miek.nl", "TXT", "; negative response, fully validated"),
             ("child.miek.nl", "DS", "; fully validated"),
         ]:
-            out = yield deferToThread(
-                subprocess.run,
-                [
-                    _tool("delv"),
-                    "@127.0.0.1",
-                    "-p",
-                    str(server.port),
-                    "-a",
-                    str(anchor),
-                    "+root=miek.nl",
-                    qname,
-                    qtype,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
+            out = yield delv(server.port, anchor, "miek.nl", qname, qtype)
             self.assertIn(expect, out.stdout + out.stderr, f"{qname} {qtype}: {out.stdout}{out.stderr}")
 
     @inlineCallbacks

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 
 from .rdata_names import CHARACTER_STRING, NAME, NAME_LAYOUTS, UNWALKED
-from .wire import WireError
+from .wire import WireError, skip_question
 
 __all__ = ["Layout", "layout", "question_end", "reorder"]
 
@@ -42,20 +42,7 @@ _REACHABLE = 0x4000
 
 def question_end(wire: bytes) -> int:
     """The offset after the question section."""
-    off = 12
-    for _ in range(_U16.unpack_from(wire, 4)[0]):
-        while True:
-            n = wire[off]
-            if n < 64:
-                off += n + 1
-                if n == 0:
-                    break
-            elif n >= 0xC0:
-                off += 2
-                break
-            else:
-                raise WireError("unknown label type")
-        off += 4
+    off = skip_question(wire, _U16.unpack_from(wire, 4)[0])
     if off > len(wire):
         raise WireError("question truncated")
     return off

@@ -87,10 +87,13 @@ class DNSDatagramProtocol(DatagramProtocol):
         except OSError as exc:
             self._send_failed(exc, data, addr)
 
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
+    def datagramReceived(self, data: bytes, addr: Any, remote: Any = None) -> None:
+        """One query from ``addr``, answered to ``addr``; ``remote`` is the client when it is not
+        ``addr`` (a PROXY header named it)."""
         if len(data) < 12 or data[2] & _QR_BIT:
             return  # too short for a header, or a response: silence (no reflection loops)
-        remote = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
+        if remote is None:
+            remote = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
         try:
             request = Request(data, remote, "udp", self.local, self.router.address)
         except MalformedQuery as exc:
@@ -427,26 +430,15 @@ class ProxiedDatagramProtocol(DNSDatagramProtocol):
         tracking = policy.session_ttl > 0
         self.sessions = UDPSessions(policy.session_ttl, policy.max_sessions, reactor) if tracking else None
 
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
+    def datagramReceived(self, data: bytes, addr: Any, remote: Any = None) -> None:
         from .proxyheader import datagram_source
 
         peer = addr if "ffff" not in addr[0] else (_unmapped(addr[0]), addr[1])
         found = datagram_source(self.policy, self.sessions, data, peer)
         if found is None:
             return  # a malformed or refused header: the datagram is dropped
-        data, remote = found
-        if len(data) < 12 or data[2] & _QR_BIT:
-            return
-        try:
-            request = Request(data, remote, "udp", self.local, self.router.address)
-        except MalformedQuery as exc:
-            self._send(reject(data, exc), addr)
-            return
-        result = self.router.dispatch(request)
-        if type(result) is Response:
-            self._send(finish(request, result), addr)
-        else:
-            result.addCallback(self._reply, request, addr)  # type: ignore[union-attr]
+        data, remote = found  # the header names the client; the reply still goes to ``addr``
+        super().datagramReceived(data, addr, remote)
 
 
 def serve_udp(ctx: ServeContext) -> DNSDatagramProtocol:

@@ -50,7 +50,8 @@ class ProxyPolicy:
     """``use``, ``ignore``, ``reject`` or ``skip``; None when ``default`` was not given."""
     session_ttl: float = 0.0
     """``udp_session_tracking`` seconds; 0: no tracking."""
-    max_sessions: int = 0
+    max_sessions: int = 10240
+    """The most sessions kept (CoreDNS's default LRU size); the least recently used go first."""
 
     def decide(self, host: str) -> str:
         """The policy for a connection from ``host`` (CoreDNS's ``ConnPolicy``)."""
@@ -306,9 +307,13 @@ class UDPSessions:
         if found is None:
             return None
         client, until = found
-        if self.clock.seconds() > until:
+        now = self.clock.seconds()
+        if now > until:
             del self._sessions[balancer]
             return None
+        # Each datagram the session applies to keeps it alive, as CoreDNS's LRU does.
+        self._sessions[balancer] = (client, now + self.ttl)
+        self._sessions.move_to_end(balancer)
         return client
 
 

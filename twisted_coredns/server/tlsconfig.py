@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,44 @@ def _go_open_error(path: str, exc: OSError) -> str:
     # Go's os.PathError: "open cert.pem: no such file or directory".
     reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
     return f"open {path}: {reason}"
+
+
+def client_tls_paths(args: Sequence[str], root: str = "") -> tuple[str, str, str]:
+    """The (certificate, key, CA) paths of a client's ``tls`` arguments (forward, grpc, etcd), read
+    as CoreDNS's ``NewTLSConfigFromArgs`` reads them: none, CA, CERT KEY, or CERT KEY CA; "" for
+    each one not given. A relative path is under ``root`` (the Corefile's folder) when it is set."""
+    paths = [a if os.path.isabs(a) or not root else os.path.join(root, a) for a in args]
+    cert = key = ca = ""
+    if len(paths) == 1:
+        ca = paths[0]
+    elif len(paths) >= 2:
+        cert, key = paths[0], paths[1]
+        if len(paths) == 3:
+            ca = paths[2]
+    return cert, key, ca
+
+
+def read_cert_pair(cert_path: str, key_path: str) -> tuple[bytes, bytes]:
+    """The certificate and key PEM files, read now; ``TLSError`` in CoreDNS's words if one cannot
+    be opened."""
+    try:
+        with open(cert_path, "rb") as f:
+            cert = f.read()
+        with open(key_path, "rb") as f:
+            key = f.read()
+    except OSError as exc:
+        path = exc.filename or cert_path
+        raise TLSError(f"could not load TLS cert: {_go_open_error(path, exc)}") from None
+    return cert, key
+
+
+def read_ca(path: str) -> bytes:
+    """The CA PEM file, read now; ``TLSError`` in CoreDNS's words if it cannot be opened."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise TLSError(f"error reading {path}: {_go_open_error(path, exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -61,11 +100,7 @@ class TLSSettings:
         except SSL.Error as exc:
             raise TLSError(f"could not load TLS cert: tls: {_openssl_reason(exc)}") from None
         if self.ca_file:
-            try:
-                with open(self.ca_file, "rb") as f:
-                    pem = f.read()
-            except OSError as exc:
-                raise TLSError(f"error reading {self.ca_file}: {_go_open_error(self.ca_file, exc)}") from None
+            pem = read_ca(self.ca_file)
             if b"-----BEGIN CERTIFICATE-----" not in pem:
                 raise TLSError("could not read root certs: %!s(<nil>)")
 
@@ -177,4 +212,12 @@ def _openssl_reason(exc: SSL.Error) -> str:
         return str(exc)
 
 
-__all__ = ["CLIENT_AUTH", "ServerContextFactory", "TLSError", "TLSSettings"]
+__all__ = [
+    "CLIENT_AUTH",
+    "ServerContextFactory",
+    "TLSError",
+    "TLSSettings",
+    "client_tls_paths",
+    "read_ca",
+    "read_cert_pair",
+]

@@ -9,6 +9,10 @@
 - ``query`` / ``query_in_thread``: dnspython over UDP or TCP (the latter from a thread, so a
   server in this reactor keeps serving while the client waits).
 - ``make_request``: a ``Request`` for a handler unit test, no socket at all.
+- ``exchange_wire``: raw query bytes in, raw reply bytes out, over UDP or TCP (blocking).
+- ``serve``: an ``InProcessServer`` started and stopped at the test's cleanup; ``handler_of``:
+  a plugin's handler in a built Corefile; ``stop_child``: TERM then KILL for a helper daemon;
+  ``until``: ``wait_for`` without blocking the reactor.
 - ``run_setup`` / ``setup_error`` / ``SetupResult``: one directive's setup from Corefile text,
   CoreDNS's ``caddy.NewTestController``; nothing listens.
 - ``twisted_coredns.testing.fixtures``: the pytest fixtures (``coredns_server``, ``dns_client``,
@@ -19,17 +23,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
+from twisted.internet.defer import inlineCallbacks
 
 from ..instance import Instance, build
 from ..registry import Registry
@@ -38,6 +45,8 @@ from .client import DNSClient, DNSTimeoutError
 from .setup import SetupResult, run_setup, setup_error
 
 LOOPBACK = "127.0.0.1"
+
+_H = TypeVar("_H")
 
 
 def make_query(
@@ -98,6 +107,32 @@ def query_in_thread(port: int, name: str, rdtype: str | int = "A", **kw: Any) ->
     return deferToThread(query, port, name, rdtype, **kw)
 
 
+def exchange_wire(port: int, wire: bytes, *, tcp: bool = False, host: str = LOOPBACK,
+                  timeout: float = 3.0) -> bytes:
+    """Send the raw query ``wire`` and return the raw reply, blocking (run it in a thread when the
+    server is in this reactor): one datagram over UDP, or over TCP one length-prefixed message
+    each way. For bytes dnspython would not write or would rewrite when it parses them."""
+    if not tcp:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(wire, (host, port))
+            return sock.recv(65535)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(len(wire).to_bytes(2, "big") + wire)
+        size = int.from_bytes(_recv_exactly(sock, 2), "big")
+        return _recv_exactly(sock, size)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed early")
+        data += chunk
+    return data
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A port free for both UDP and TCP right now."""
     from ..server.sockets import close_pair, listen_pair, pair_port
@@ -119,6 +154,28 @@ def wait_for(predicate: Any, timeout: float = 10.0, what: str = "", interval: fl
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+@inlineCallbacks
+def until(predicate: Any, timeout: float = 15.0, what: str = "condition", *, interval: float = 0.02,
+          reactor: Any = None) -> Generator[Any, Any, Any]:
+    """``wait_for`` on the reactor, for an in-process server: look at ``predicate()`` (it may
+    return a Deferred) every ``interval`` seconds, letting the reactor run between looks, until
+    it is true; fires with its value, or fails with AssertionError after ``timeout`` seconds."""
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deadline = reactor.seconds() + timeout
+    while True:
+        value = predicate()
+        if hasattr(value, "addCallback"):
+            value = yield value
+        if value:
+            return value
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        yield deferLater(reactor, interval, lambda: None)
 
 
 def worker_pids(master: int) -> set[int]:
@@ -307,6 +364,40 @@ class SubprocessServer:
             self._tmp.cleanup()
 
 
+@inlineCallbacks
+def serve(case: Any, corefile: str, **kw: Any) -> Generator[Any, Any, InProcessServer]:
+    """An ``InProcessServer`` for ``corefile`` (``kw`` as its constructor takes them), started, and
+    stopped when ``case`` (a trial ``TestCase``) cleans up, unless the test stopped it already:
+    ``server = yield serve(self, text)`` (a Deferred, so ``await`` works as well)."""
+    server = InProcessServer(corefile, **kw)
+    yield server.start()
+    case.addCleanup(lambda: server.stop() if server.service.running else None)
+    return server
+
+
+def handler_of(instance: Instance, kind: type[_H]) -> _H:
+    """The first handler of type ``kind`` in any server block of ``instance`` (a built Corefile,
+    ``InProcessServer.instance``); AssertionError when there is none."""
+    for block in instance.blocks:
+        for handler in block.handlers:
+            if isinstance(handler, kind):
+                return handler
+    raise AssertionError(f"no {kind.__name__} handler")
+
+
+def stop_child(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """End a helper daemon started for a test (knotd, unbound, etcd): TERM, then KILL when it is
+    still there after ``grace`` seconds; nothing when it has ended already."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_cli(args: list[str], *, cwd: str | os.PathLike[str] | None = None, timeout: float = 30.0,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``twisted-coredns ARGS`` to completion (for flags such as -plugins, or a bad Corefile)."""
@@ -327,14 +418,19 @@ __all__ = [
     "InProcessServer",
     "SetupResult",
     "SubprocessServer",
+    "exchange_wire",
     "free_port",
+    "handler_of",
     "make_query",
     "make_request",
     "query",
     "query_in_thread",
     "run_cli",
     "run_setup",
+    "serve",
     "setup_error",
+    "stop_child",
+    "until",
 ]
 
 

@@ -26,7 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import free_port
+from ..plugins.etcd.client import prefix_range_end
+from . import free_port, stop_child
 
 ETCD = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
 ETCDCTL = shutil.which("etcdctl") or ("/usr/bin/etcdctl" if Path("/usr/bin/etcdctl").exists() else None)
@@ -44,15 +45,6 @@ def etcd_missing() -> str | None:
 def _b64(text: str | bytes) -> str:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     return base64.b64encode(raw).decode("ascii")
-
-
-def _prefix_end(key: bytes) -> bytes:
-    end = bytearray(key)
-    for i in range(len(end) - 1, -1, -1):
-        if end[i] < 0xFF:
-            end[i] += 1
-            return bytes(end[: i + 1])
-    return b"\0"
 
 
 class _Member:
@@ -160,13 +152,7 @@ class EtcdCluster:
     def stop(self) -> None:
         for i in range(len(self.members)):
             m = self.members[i]
-            if m.process is not None and m.process.poll() is None:
-                m.process.terminate()
-                try:
-                    m.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    m.process.kill()
-                    m.process.wait()
+            stop_child(m.process)
             m.process = None
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -250,7 +236,7 @@ class EtcdCluster:
     def delete(self, key: str, *, prefix: bool = False) -> None:
         body = {"key": _b64(key)}
         if prefix:
-            body["range_end"] = _b64(_prefix_end(key.encode()))
+            body["range_end"] = _b64(prefix_range_end(key.encode()))
         self._post("/v3/kv/deleterange", body)
 
     def grant(self, ttl: int) -> int:

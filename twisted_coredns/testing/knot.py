@@ -30,7 +30,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from . import free_port, wait_for
+from . import free_port, stop_child, wait_for
 
 __all__ = ["KNOTC", "KNOTD", "KnotServer", "KnotZone", "knot_available"]
 
@@ -209,13 +209,7 @@ class KnotServer:
     def stop(self) -> None:
         """Stop knotd (TERM, then KILL after 10 s) and remove its folder."""
         process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_child(process)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import stop_child
+
 UNBOUND = shutil.which("unbound") or next(
     (p for p in ("/usr/sbin/unbound", "/usr/local/sbin/unbound") if Path(p).exists()), None
 )
@@ -181,13 +183,7 @@ class UnboundServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_child(process)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -24,10 +24,12 @@ from twisted.internet.error import ConnectingCancelledError
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
+from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-__all__ = ["DEFAULT_TIMEOUT", "EtcdClient", "EtcdError", "KeyValue", "endpoint_url"]
+from ...httpclient import BytesBody
+
+__all__ = ["DEFAULT_TIMEOUT", "EtcdClient", "EtcdError", "KeyValue", "endpoint_url", "prefix_range_end"]
 
 DEFAULT_TIMEOUT = 5.0
 """CoreDNS's ``etcdTimeout``: how long one read may take, every retry included."""
@@ -58,28 +60,6 @@ def endpoint_url(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     scheme = "https" if parts.scheme in ("https", "unixs") else "http"
     return f"{scheme}://{parts.netloc}"
-
-
-@implementer(IBodyProducer)
-class _Body:
-    """A request body that is already in memory (FileBodyProducer would go through a cooperator)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: Any) -> Deferred[None]:
-        consumer.write(self.data)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 @implementer(IPolicyForHTTPS)
@@ -146,7 +126,7 @@ class EtcdClient:
         raw = key.encode("utf-8")
         body: dict[str, Any] = {"key": _b64(raw)}
         if prefix:
-            body["range_end"] = _b64(_prefix_end(raw))
+            body["range_end"] = _b64(prefix_range_end(raw))
         if limit:
             body["limit"] = limit
         reply = await self._call("/v3/kv/range", body)
@@ -225,7 +205,7 @@ class EtcdClient:
 
     async def _request(self, url: str, headers: Headers, data: bytes, limit: float) -> dict[str, Any]:
         async def fetch() -> tuple[int, bytes]:
-            response = await self._agent.request(b"POST", url.encode("ascii"), headers, _Body(data))
+            response = await self._agent.request(b"POST", url.encode("ascii"), headers, BytesBody(data))
             return response.code, await readBody(response)
 
         def timed_out(result: Any, timeout: float) -> Failure:
@@ -270,7 +250,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _prefix_end(key: bytes) -> bytes:
+def prefix_range_end(key: bytes) -> bytes:
     """etcd's ``GetPrefixRangeEnd``: the key with its last byte below 0xff incremented."""
     end = bytearray(key)
     for i in range(len(end) - 1, -1, -1):

@@ -17,12 +17,10 @@
 
 from __future__ import annotations
 
-import os
-
 from ...address import host_zones
 from ...duration import parse_duration
 from ...plugin import Controller
-from ..forward.setup import _tls_material  # one reading of ``tls`` arguments for every plugin
+from ..forward.setup import tls_material  # one reading of ``tls`` arguments for every plugin
 from .client import EtcdClient
 from .handler import DEFAULT_ENDPOINT, DEFAULT_MAX_LEASE_TTL, DEFAULT_MIN_LEASE_TTL, DEFAULT_PATH, Etcd
 
@@ -72,9 +70,7 @@ def setup(controller: Controller) -> Etcd:
                 raise controller.arg_error(last)
             endpoints = list(values)
         elif name == "tls":
-            root = controller.config.root
-            paths = [v if os.path.isabs(v) or not root else os.path.join(root, v) for v in values]
-            tls = _tls_material(paths)
+            tls = tls_material(list(values), controller.config.root)
         elif name == "credentials":
             if not values:
                 raise controller.arg_error(last)

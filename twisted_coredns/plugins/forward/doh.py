@@ -15,9 +15,10 @@ from twisted.internet.defer import Deferred, DeferredList, TimeoutError
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
+from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
+from ...httpclient import BytesBody
 from .connection import UpstreamError
 
 if TYPE_CHECKING:
@@ -36,28 +37,6 @@ class _FixedPolicy:
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
         return self.creator
-
-
-@implementer(IBodyProducer)
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: Any) -> Deferred[None]:
-        consumer.write(self.data)
-        d: Deferred[None] = Deferred()
-        d.callback(None)
-        return d
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
 
 
 class DoHClient:
@@ -82,7 +61,7 @@ class DoHClient:
             b64 = base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
             sent = self.agent.request(b"GET", f"{self.url}?dns={b64}".encode(), headers)
         else:
-            sent = self.agent.request(b"POST", self.url.encode(), headers, _Body(body))
+            sent = self.agent.request(b"POST", self.url.encode(), headers, BytesBody(body))
         d: Deferred[bytes] = sent.addCallback(self._read)
         d.addTimeout(timeout or self.proxy.read_timeout, self.reactor)
         d.addErrback(self._error)

@@ -9,7 +9,6 @@ one block become a chain, each passing on to the next (see ``Forward.next``).
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any
 
 from ...address import host_zones
@@ -19,6 +18,7 @@ from ...corefile.model import Directive
 from ...dns import Zones
 from ...duration import format_duration, parse_duration_ns
 from ...plugin import Controller
+from ...server.tlsconfig import client_tls_paths, read_ca, read_cert_pair
 from ...strconv import atoi, go_quote, parse_uint
 from . import addresses
 from .addresses import HTTPS, TLS, AddressError
@@ -153,10 +153,7 @@ def _parse_block(c: Controller, prop: Directive, f: Forward, o: _Options) -> Non
     elif name == "tls":
         if len(prop.args) > 3:
             raise c.arg_error(prop.args[-1])
-        root = c.config.root
-        o.tls = _tls_material(
-            [a.text if os.path.isabs(a.text) or not root else os.path.join(root, a.text) for a in prop.args]
-        )
+        o.tls = tls_material([a.text for a in prop.args], c.config.root)
     elif name == "tls_servername":
         o.tls_servername = _one_arg(c, prop)
     elif name == "expire":
@@ -233,43 +230,23 @@ def _parse_block(c: Controller, prop: Directive, f: Forward, o: _Options) -> Non
         raise c.unknown_property(prop)
 
 
-def _go_errno(exc: OSError) -> str:
-    # Go spells errno texts in lower case ("no such file or directory").
-    text = exc.strerror or str(exc)
-    return text[:1].lower() + text[1:]
-
-
-def _tls_material(args: list[str]) -> tuple[Any, Any]:
+def tls_material(args: list[str], root: str = "") -> tuple[Any, Any]:
     """The client certificate and trust root of ``tls [CERT KEY CA]`` (CoreDNS's
-    ``NewTLSConfigFromArgs``), loaded when the option is read, as CoreDNS loads them."""
+    ``NewTLSConfigFromArgs``), loaded when the option is read, as CoreDNS loads them; etcd's
+    ``tls`` reads its arguments here too."""
     from twisted.internet import ssl
 
-    cert_path = key_path = ca_path = ""
-    if len(args) == 1:
-        ca_path = args[0]
-    elif len(args) >= 2:
-        cert_path, key_path = args[0], args[1]
-        if len(args) == 3:
-            ca_path = args[2]
+    cert_path, key_path, ca_path = client_tls_paths(args, root)
     client_cert = None
     if cert_path:
+        cert_pem, key_pem = read_cert_pair(cert_path, key_path)
         try:
-            with open(cert_path, "rb") as f:
-                cert_pem = f.read()
-            with open(key_path, "rb") as f:
-                key_pem = f.read()
             client_cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
-        except OSError as exc:
-            raise ValueError(f"could not load TLS cert: open {exc.filename}: {_go_errno(exc)}") from None
         except Exception as exc:
             raise ValueError(f"could not load TLS cert: {exc}") from None
     trust: Any
     if ca_path:
-        try:
-            with open(ca_path, "rb") as f:
-                pem = f.read()
-        except OSError as exc:
-            raise ValueError(f"error reading {ca_path}: open {ca_path}: {_go_errno(exc)}") from None
+        pem = read_ca(ca_path)
         try:
             trust = ssl.trustRootFromCertificates(
                 [ssl.Certificate.loadPEM(block) for block in _pem_blocks(pem)]
@@ -286,7 +263,7 @@ def _tls_creator(material: tuple[Any, Any] | None, server_name: str, host: str) 
     ``server_name`` (or the address when there is none, as Go checks it)."""
     from twisted.internet import ssl
 
-    client_cert, trust = material if material is not None else _tls_material([])
+    client_cert, trust = material if material is not None else tls_material([])
     return ssl.optionsForClientTLS(
         server_name or host,
         trustRoot=trust,

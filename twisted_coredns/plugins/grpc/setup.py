@@ -10,7 +10,6 @@ both prefixed ``plugin/grpc: `` by the framework.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ...address import host_zones
@@ -18,6 +17,7 @@ from ...corefile.errors import CorefileError
 from ...corefile.model import Directive
 from ...dns import Zones
 from ...plugin import Controller
+from ...server.tlsconfig import client_tls_paths, read_ca, read_cert_pair
 from ..forward.addresses import AddressError, host_port_or_file
 from ..forward.policy import Policy, Random, RoundRobin, Sequential
 from .handler import GRPC
@@ -32,37 +32,15 @@ _POLICIES: dict[str, type[Policy[Any]]] = {
 }
 
 
-def _go_errno(exc: OSError) -> str:
-    text = exc.strerror or str(exc)
-    return text[:1].lower() + text[1:]
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _tls_material(args: list[str]) -> TLSMaterial:
+def _tls_material(args: list[str], root: str) -> TLSMaterial:
     """CoreDNS's ``NewTLSConfigFromArgs``: none, CA, CERT KEY, or CERT KEY CA; files read now."""
     cert = key = ca = None
-    cert_path = key_path = ca_path = ""
-    if len(args) == 1:
-        ca_path = args[0]
-    elif len(args) >= 2:
-        cert_path, key_path = args[0], args[1]
-        if len(args) == 3:
-            ca_path = args[2]
+    cert_path, key_path, ca_path = client_tls_paths(args, root)
     if cert_path:
-        try:
-            cert, key = _read(cert_path), _read(key_path)
-        except OSError as exc:
-            raise ValueError(f"could not load TLS cert: open {exc.filename}: {_go_errno(exc)}") from None
+        cert, key = read_cert_pair(cert_path, key_path)
         _check_pair(cert, key)
     if ca_path:
-        try:
-            ca = _read(ca_path)
-        except OSError as exc:
-            raise ValueError(f"error reading {ca_path}: open {ca_path}: {_go_errno(exc)}") from None
+        ca = read_ca(ca_path)
         if b"-----BEGIN CERTIFICATE-----" not in ca:
             raise ValueError("could not read root certs: <nil>")
     return TLSMaterial(ca=ca, key=key, cert=cert)
@@ -111,11 +89,7 @@ def _parse_block(
     elif name == "tls":
         if len(prop.args) > 3:
             raise c.arg_error(prop.args[-1])
-        root = c.config.root
-        paths = [
-            a.text if os.path.isabs(a.text) or not root else os.path.join(root, a.text) for a in prop.args
-        ]
-        tls[0] = _tls_material(paths)
+        tls[0] = _tls_material([a.text for a in prop.args], c.config.root)
     elif name == "tls_servername":
         names[0] = _one_arg(c, prop)
     elif name == "policy":

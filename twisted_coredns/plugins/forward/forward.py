@@ -75,6 +75,23 @@ def empty_truncated(wire: bytes) -> bytes:
     return wire[:2] + U16.pack(flags) + COUNTS.pack(qd, 0, 0, 0) + wire[12:end]
 
 
+def _carries_records(request: Request) -> bool:
+    """The query has records besides its question and one OPT (rare: a fuzzer, an UPDATE)."""
+    an, ns, ar = COUNTS.unpack_from(request.wire, 4)[1:]
+    return bool(an or ns or ar > 1)
+
+
+def _unpacks(reply: bytes) -> bool:
+    import dns.exception
+    import dns.message
+
+    try:
+        dns.message.from_wire(reply, ignore_trailing=True, keyring=False)
+    except dns.exception.DNSException:
+        return False
+    return True
+
+
 def matches(request: Request, reply: bytes) -> bool:
     """CoreDNS's ``Request.Match``: a response with one question, our name (in any case) and our
     type. The class is not compared, as CoreDNS does not compare it."""
@@ -303,6 +320,12 @@ class _Exchange:
             text = f"Wrong reply for id: {request.id}, {request.qname} {request.qtype}"
             log_hexdump(_log, text, request.wire[:2] + wire[2:])
             return error_reply(request, FORMERR)
+        if _carries_records(request) and not _unpacks(wire):
+            # A query with records of its own may come back echoed in an error reply (unbound
+            # echoes the whole query with FORMERR). Such a reply is read whole, as miekg/dns
+            # unpacks every reply CoreDNS's forward gets, and one that does not unpack is an
+            # upstream error, never relayed; other replies keep the fast path.
+            return error_reply(request, SERVFAIL, UpstreamError("dns: reply does not unpack"))
         if rcode in f.failover_rcodes:
             self.failovers += 1
             if self.failovers < len(f.proxies):

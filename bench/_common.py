@@ -321,6 +321,17 @@ def add_dnsperf_options(parser: argparse.ArgumentParser, *, seconds: int = 10) -
     parser.add_argument("-q", "--outstanding", type=int, default=64, help="dnsperf -q (default 64)")
 
 
+def selected_rows(parser: Any, only: str | None, keys: list[str]) -> list[str] | None:
+    """The row names of ``--only`` (comma-separated keys or prefixes of ``keys``), None for every
+    row; an unknown one is a usage error through ``parser``."""
+    names = [name.strip() for name in only.split(",") if name.strip()] if only else None
+    if names:
+        unknown = [name for name in names if not any(key.startswith(name) for key in keys)]
+        if unknown:
+            parser.error(f"unknown rows {', '.join(unknown)}; known: {', '.join(keys)}")
+    return names
+
+
 def dnsperf_missing() -> bool:
     """True (said on stderr) when dnsperf is not on PATH: the script has nothing to measure with."""
     if shutil.which("dnsperf") is not None:

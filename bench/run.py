@@ -41,6 +41,7 @@ from _common import (
     dnsperf,
     free_port,
     rss_kb,
+    selected_rows,
     start_coredns,
     stop_process,
     wait_until_answers,
@@ -534,11 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated row keys or prefixes: {', '.join(ALL_KEYS)}")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args(argv)
-    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
-    if only:
-        unknown = [name for name in only if not any(key.startswith(name) for key in ALL_KEYS)]
-        if unknown:
-            parser.error(f"unknown rows {', '.join(unknown)}; known: {', '.join(ALL_KEYS)}")
+    only = selected_rows(parser, args.only, ALL_KEYS)
 
     machine = machine_info()
     started = time.time()

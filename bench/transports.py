@@ -40,6 +40,7 @@ from _common import (
     dnsperf,
     dnsperf_missing,
     free_port,
+    selected_rows,
     start_coredns,
     stop_process,
 )
@@ -244,11 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated row keys or prefixes: {', '.join(ALL_KEYS)}")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
     args = parser.parse_args(argv)
-    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
-    if only:
-        unknown = [name for name in only if not any(key.startswith(name) for key in ALL_KEYS)]
-        if unknown:
-            parser.error(f"unknown rows {', '.join(unknown)}; known: {', '.join(ALL_KEYS)}")
+    only = selected_rows(parser, args.only, ALL_KEYS)
     if dnsperf_missing():
         return 2
     started = time.time()

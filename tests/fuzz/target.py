@@ -81,9 +81,14 @@ class Finding:
     reply: bytes | None
     problem: str
 
+    log: list[str] = field(default_factory=list)
+    """The server's log lines for the packet's ID: which worker answered it, and how."""
+
     def __str__(self) -> str:
         reply = "none" if self.reply is None else self.reply.hex()
-        return f"{self.proto}: {self.problem}\n  packet {self.packet.hex()}\n  reply  {reply}"
+        lines = [f"{self.proto}: {self.problem}", f"  packet {self.packet.hex()}", f"  reply  {reply}"]
+        lines += [f"  log    {line}" for line in self.log]
+        return "\n".join(lines)
 
 
 @dataclass
@@ -207,6 +212,9 @@ class FuzzTarget:
             findings.extend(Finding(proto, b"", reply, f"a reply with ID {qid}, which no packet had")
                             for reply in stray)
         self.stats.bad += len(findings)
+        for finding in findings:
+            if len(finding.packet) >= 2:
+                finding.log = self.log_lines_for(int.from_bytes(finding.packet[:2], "big"))
         return findings
 
     def udp(self, packets: list[bytes]) -> list[Finding]:
@@ -300,6 +308,14 @@ class FuzzTarget:
         end = data.rfind(b"\n") + 1
         self._log_offset += end
         return data[:end].decode("utf-8", "replace")
+
+    def log_lines_for(self, qid: int) -> list[str]:
+        """The ``log`` plugin's lines for queries with ID ``qid``, the last few, all workers."""
+        assert self.server is not None
+        marker = f" - {qid} ".encode()
+        with open(self.server.output, "rb") as f:
+            lines = [line for line in f if marker in line]
+        return [line.decode("utf-8", "replace").rstrip() for line in lines[-5:]]
 
     def health(self) -> list[str]:
         """What is wrong with the server: workers gone or replaced, bugs in the log."""

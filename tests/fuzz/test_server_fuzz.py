@@ -31,7 +31,9 @@ FUZZ = settings(
     derandomize=True,
     database=None,
     deadline=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    # No shrinking: the server keeps state between batches (cache entries, upstream connections),
+    # so replaying hundreds of smaller batches reports a flake, not the batch that failed.
+    phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .dns.constants import CD, EDNS_COOKIE, EDNS_DO, EDNS_ECS, OPT, RD, class_name, type_name
+from .dns.dnspython import load_rdata_types, parse_message
 from .dns.header import HEADER, TYPE_CLASS, U16
 from .dns.names import name_wire
 from .dns.wire import WireError, find_opt, read_name, records
@@ -74,6 +75,7 @@ def _check_options(udp_size: int, wire: bytes, start: int, length: int) -> None:
     import dns.exception
     import dns.rdata
 
+    load_rdata_types()
     try:
         dns.rdata.from_wire(udp_size, OPT, wire, start, length)  # type: ignore[arg-type]
     except dns.exception.DNSException as error:
@@ -86,10 +88,9 @@ def _parse(wire: bytes) -> dns.message.Message:
     or it is a FORMERR, as miekg/dns rejects what it cannot unpack. A forward plugin sends such a
     query on as it came, and an upstream may echo it in its reply."""
     import dns.exception
-    import dns.message
 
     try:
-        return dns.message.from_wire(wire, ignore_trailing=True, keyring=False)
+        return parse_message(wire, ignore_trailing=True, keyring=False)
     except dns.exception.DNSException as error:
         raise MalformedQuery(f"records do not parse: {error}") from None
 
@@ -304,9 +305,7 @@ class Request:
     def message(self) -> dns.message.Message:
         """The whole query as a dnspython message (parsed on first use, then kept)."""
         if self._message is None:
-            import dns.message
-
-            self._message = dns.message.from_wire(self.wire, ignore_trailing=True, keyring=False)
+            self._message = parse_message(self.wire, ignore_trailing=True, keyring=False)
         return self._message
 
     def replace(self, **fields: Any) -> Request:

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
 from .dns.constants import EDNS_DO, OPT, QR, RCODE_MASK, SERVFAIL, TC
+from .dns.dnspython import parse_message
 from .dns.header import COUNTS, HEADER, U16, flags_of, reply_flags
 from .dns.wire import find_opt, records, skip_name, skip_question
 from .request import Request
@@ -75,11 +76,9 @@ class Response:
 
     def message(self) -> dns.message.Message:
         """The reply as a dnspython message (parsed now: keep it out of hot paths)."""
-        import dns.message
-
         if self.wire is None:
             raise ValueError("a not-written response has no message")
-        return dns.message.from_wire(self.wire, ignore_trailing=True)
+        return parse_message(self.wire, ignore_trailing=True)
 
     def __await__(self) -> Generator[Any, Any, Response]:
         """A ``Response`` is its own result when awaited, so an ``async def serve`` passes on

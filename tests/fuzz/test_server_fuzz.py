@@ -50,7 +50,19 @@ def _opt(rdata: bytes = b"", size: int = 1232, ext: int = 0) -> bytes:
 FWD = name_wire([b"a", b"fwd", b"test"])
 WHOAMI = name_wire([b"whoami", b"example"])
 
+def _with_aaaa(rclass: int) -> bytes:
+    """A query for a.fwd.test with an OPT record and a 4-octet AAAA record of class ``rclass``."""
+    header = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 2)
+    aaaa = WHOAMI + struct.pack("!HHIH", 28, rclass, 300, 4) + b"\x7f\x00\x00\x01"
+    return header + FWD + b"\x00\x01\x00\x01" + _opt() + aaaa
+
+
 FOUND = [
+    # One AAAA record of class ANY, read by dnspython's generic reader, made dnspython read every
+    # later IN AAAA record in that worker as generic too: a 4-octet one passed, went to unbound,
+    # and its FORMERR echo reached the client unreadable (twisted_coredns/dns/dnspython.py).
+    _with_aaaa(255),
+    _with_aaaa(1),
     # whoami's _udp.<name> SRV owner, for a 255-octet name, was a 260-octet name.
     _query(name_wire(NAME_255)),
     _query(name_wire(NAME_255), tail=_opt()),

@@ -79,6 +79,7 @@ from .constants import (
     type_name,
     type_value,
 )
+from .dnspython import load_rdata_types, parse_message
 from .header import HEADER, flags_of, is_response, opcode, reply_flags
 from .names import Zones, ancestry, is_subdomain, name_wire, normalize, parent_of
 from .query import query_wire
@@ -155,10 +156,12 @@ __all__ = [
     "flags_of",
     "is_response",
     "is_subdomain",
+    "load_rdata_types",
     "name_wire",
     "normalize",
     "opcode",
     "parent_of",
+    "parse_message",
     "query_wire",
     "rcode_name",
     "rcode_value",

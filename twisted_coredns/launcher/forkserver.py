@@ -87,6 +87,10 @@ def _prepare() -> None:
             __import__(name)
         except ImportError:
             pass
+    # dnspython's rdata readers, all loaded and guarded (dns/dnspython.py), are shared pages too.
+    from twisted_coredns.dns import load_rdata_types
+
+    load_rdata_types()
 
 
 def _libc() -> Any:

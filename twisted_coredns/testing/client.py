@@ -27,6 +27,7 @@ from twisted.names import dns as tdns
 from twisted.names.error import DNSQueryTimeoutError
 from twisted.python.failure import Failure
 
+from ..dns.dnspython import parse_message
 from ..dns.header import HEADER
 
 __all__ = ["DNSClient", "DNSTimeoutError"]
@@ -215,7 +216,7 @@ class DNSClient:
         from . import make_query
 
         wire = await self.exchange(make_query(name, rdtype, rdclass, **kw).to_wire(), tcp=tcp)
-        return dns.message.from_wire(wire)
+        return parse_message(wire)
 
     async def _exchange_udp(self, wire: bytes) -> bytes:
         protocol = _DatagramProtocol(None, self.reactor)

@@ -39,7 +39,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.NSEC import Bitmap
 
-from ...dns import CLASS_IN, DNSKEY, DS, NSEC, SOA, Zones, name_wire
+from ...dns import CLASS_IN, DNSKEY, DS, NSEC, SOA, Zones, name_wire, parse_message
 from ...dns.classify import DELEGATION, NAME_ERROR, NO_DATA
 from ...dns.dnssec import SigningKey, expand_rdata
 from ...dns.header import RR_FIXED
@@ -196,14 +196,14 @@ class Dnssec(Handler):
         if len(signed) <= _TCP_MAX:
             return [signed]
         try:
-            message = dns.message.from_wire(wire, one_rr_per_rrset=True)
+            message = parse_message(wire, one_rr_per_rrset=True)
         except dns.exception.DNSException:
             return [wire]
         if len(message.answer) < 2:
             return [wire]  # one RRset cannot be split: sent unsigned rather than not at all
         halves = []
         for part in (message.answer[: len(message.answer) // 2], message.answer[len(message.answer) // 2 :]):
-            half = dns.message.from_wire(wire, one_rr_per_rrset=True)
+            half = parse_message(wire, one_rr_per_rrset=True)
             half.answer = part
             half.authority, half.additional = [], message.additional
             halves += self._sign_within(request, zone, half.to_wire(max_size=_TCP_MAX), now)

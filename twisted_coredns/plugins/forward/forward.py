@@ -34,6 +34,7 @@ from ...dns import (
     is_subdomain,
     skip_name,
 )
+from ...dns.dnspython import parse_message
 from ...dns.header import COUNTS, U16
 from ...interfaces import IReady
 from ...plugin import Handler
@@ -83,10 +84,9 @@ def _carries_records(request: Request) -> bool:
 
 def _unpacks(reply: bytes) -> bool:
     import dns.exception
-    import dns.message
 
     try:
-        dns.message.from_wire(reply, ignore_trailing=True, keyring=False)
+        parse_message(reply, ignore_trailing=True, keyring=False)
     except dns.exception.DNSException:
         return False
     return True

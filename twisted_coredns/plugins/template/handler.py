@@ -10,7 +10,18 @@ from twisted.internet.defer import Deferred
 
 from ...clog import PluginLogger
 from ...config import BlockConfig
-from ...dns import AAAA, CLASS_ANY, CNAME, SERVFAIL, A, Zones, class_name, query_wire, type_name
+from ...dns import (
+    AAAA,
+    CLASS_ANY,
+    CNAME,
+    SERVFAIL,
+    A,
+    Zones,
+    class_name,
+    parse_message,
+    query_wire,
+    type_name,
+)
 from ...metrics import counter
 from ...plugin import Handler
 from ...request import Request
@@ -306,15 +317,13 @@ class TemplateHandler(Handler):
                 )
 
         def answered(replies: list[bytes | None]) -> Response:
-            import dns.message
-
             extra: list[Any] = []
             tc = False
             for wire in replies:
                 if wire is None:
                     continue
                 try:
-                    message = dns.message.from_wire(wire)
+                    message = parse_message(wire)
                 except Exception:  # a reply we cannot read adds nothing
                     continue
                 tc = tc or bool(message.flags & 0x0200)

@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 
 from ...dns.constants import AA, NOERROR, OPCODE_NOTIFY, SOA, rcode_name
+from ...dns.dnspython import parse_message
 from ...dns.header import HEADER
 from ...dns.query import query_wire
 from ...strconv import go_quote
@@ -31,9 +32,8 @@ def notify_wire(zone: str, qid: int, key: Any = None) -> bytes:
     wire = query_wire(zone, SOA, qid=qid, flags=(OPCODE_NOTIFY << 11) | AA)
     if key is None:
         return wire
-    import dns.message
 
-    message = dns.message.from_wire(wire)
+    message = parse_message(wire)
     message.use_tsig({key.name: key}, key.name, algorithm=key.algorithm)
     return message.to_wire()
 

@@ -58,6 +58,22 @@ class FlagTests(SynchronousTestCase):
         )
         self.assertNotIn("Traceback", out.stderr + out.stdout)
 
+    def test_corefile_bytes_are_read_as_coredns_reads_them(self) -> None:
+        # A lone CR is a space, not a line (the fuzz test found the line numbers one off), and a
+        # byte that is not UTF-8 is U+FFFD in the message, never a UnicodeDecodeError.
+        for data, line, token in [(b"\r. {\r\n  whoami example.org\n}\n", 2, "example.org"),
+                                  (b". {\n  whoami \xff\n}\n", 2, "\ufffd")]:
+            with tempfile.TemporaryDirectory() as d:
+                conf = Path(d, "Corefile")
+                conf.write_bytes(data)
+                out = run_cli(["-conf", str(conf), "-dns.port", "0"])
+            self.assertEqual(out.returncode, 1, data)
+            self.assertEqual(
+                out.stderr,
+                f"plugin/whoami: {conf}:{line} - Error during parsing: "
+                f"Wrong argument count or unexpected line ending after '{token}'\n",
+            )
+
     def test_missing_conf_file(self) -> None:
         out = run_cli(["-conf", "/nonexistent/Corefile"])
         self.assertEqual(out.returncode, 1)

@@ -18,6 +18,7 @@ from . import clog
 from .address import AddressError, parse_zone_address
 from .config import BlockConfig, ListenGroup, check_transports, check_zones, group_by_listen_address
 from .corefile import CorefileError, ServerBlock, parse
+from .corefile.parser import decode
 from .interfaces import IReady
 from .plugin import Controller, PluginBug, plugin_error
 from .registry import Registry, default_registry
@@ -161,16 +162,20 @@ def build(
 
 def read_corefile(conf: str | None) -> tuple[str, str]:
     """CoreDNS's loaders: ``-conf FILE`` must exist (``stdin`` reads standard input); without it,
-    ``./Corefile`` if present, else the default Corefile (empty text here)."""
+    ``./Corefile`` if present, else the default Corefile (empty text here).
+
+    Read as bytes and decoded as Go reads them, as an imported file is: a lone CR stays a space
+    (text mode would make it a line, and every error after it name the wrong line), and a byte
+    that is not UTF-8 is U+FFFD in the error, not a traceback."""
     import sys
 
     if conf == "stdin":
-        return sys.stdin.read(), "stdin"
+        return decode(sys.stdin.buffer.read()), "stdin"
     if conf:
-        with open(conf, encoding="utf-8") as f:
-            return f.read(), conf
+        with open(conf, "rb") as f:
+            return decode(f.read()), conf
     try:
-        with open(DEFAULT_CONF, encoding="utf-8") as f:
-            return f.read(), DEFAULT_CONF
+        with open(DEFAULT_CONF, "rb") as f:
+            return decode(f.read()), DEFAULT_CONF
     except FileNotFoundError:
         return "", DEFAULT_CONF

@@ -14,6 +14,7 @@ from twisted_coredns.corefile import CorefileError
 from twisted_coredns.dns import AD, CLASS_CH, RD, TXT
 from twisted_coredns.instance import build
 from twisted_coredns.registry import Registry, default_registry
+from twisted_coredns.request import MalformedQuery
 from twisted_coredns.testing import make_request
 from twisted_coredns.testing.setup import run_setup
 
@@ -134,6 +135,20 @@ class RequestReplaceTests(SynchronousTestCase):
         self.assertFalse(original.flags & AD, "the original is untouched")
         self.assertEqual((copy.qname, copy.qtype, copy.edns), ("Example.org.", 28, True))
         self.assertEqual(copy.start, original.start)
+
+    def test_flags_with_id_and_question_are_the_bytes_a_client_would_send(self) -> None:
+        original = make_request("Example.org.", "AAAA", edns=0)
+        copy = original.replace(flags=original.flags | AD, id=7, qname="other.example.")
+        fresh = Request(copy.wire)
+        self.assertEqual((fresh.id, fresh.flags, fresh.qname), (7, copy.flags, "other.example."))
+        self.assertEqual((fresh.qtype, copy.qtype), (28, 28))
+        self.assertEqual((fresh.udp_size, fresh.edns_version), (copy.udp_size, copy.edns_version))
+
+    def test_a_new_opcode_is_checked_as_a_clients_would_be(self) -> None:
+        original = make_request("example.org.")
+        with self.assertRaises(MalformedQuery):
+            original.replace(flags=original.flags | (5 << 11))  # UPDATE: not implemented
+        self.assertEqual(original.replace(flags=original.flags | (4 << 11)).message.opcode(), 4)
 
     def test_new_question(self) -> None:
         original = make_request("www.example.org.", "A", edns=0)

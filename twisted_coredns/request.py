@@ -13,7 +13,7 @@ import time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .dns.constants import CD, EDNS_COOKIE, EDNS_DO, EDNS_ECS, OPT, RD, class_name, type_name
+from .dns.constants import CD, EDNS_COOKIE, EDNS_DO, EDNS_ECS, OPCODE_MASK, OPT, RD, class_name, type_name
 from .dns.dnspython import load_rdata_types, parse_message
 from .dns.header import HEADER, TYPE_CLASS, U16
 from .dns.names import name_wire
@@ -314,7 +314,7 @@ class Request:
         ``qname``, ``qtype``, ``qclass``, and ``opt``: a ``dns.edns.Opt`` for the OPT record, or None
         for none) are written into the copy's bytes, so the copy is exactly what a client sending
         those bytes would have made (its header and question are read back by hand; the bytes are
-        parsed again only when the flags or the OPT record change); the others
+        parsed again only when the opcode or the OPT record change); the others
         (``remote``, ``proto``, ``local``, ``server``, ``zone``, ``metadata``) are set as given. The
         copy keeps the original's start time and, unless given other ``metadata``, shares its
         metadata: it is the same query, seen further down the chain."""
@@ -322,12 +322,13 @@ class Request:
             if key not in _REPLACEABLE:
                 unknown = sorted(fields.keys() - _REPLACEABLE)
                 raise TypeError(f"Request.replace() got unknown fields: {', '.join(unknown)}")
-        if "flags" in fields or "opt" in fields:
+        if "opt" in fields or ("flags" in fields and (fields["flags"] ^ self.flags) & OPCODE_MASK):
             copy = self._reparsed(fields)
         else:
-            # At most the ID and the question change: the rest of the query was checked when it
-            # arrived, so the copy takes the new fields as they are, without parsing its bytes
-            # again (rewrite does this for every query it rewrites).
+            # At most the ID, the question and flags other than the opcode change: the rest of
+            # the query was checked when it arrived, so the copy takes the new fields as they are,
+            # without parsing its bytes again (rewrite does this for every query it rewrites,
+            # header for every query whose flags it sets).
             copy = self._clone()
             copy._message = None
             in_wire = ("qname" in fields) + ("qtype" in fields) + ("qclass" in fields)
@@ -338,6 +339,10 @@ class Request:
                 in_wire += 1
                 copy.id = fields["id"]
                 copy.wire = U16.pack(copy.id) + copy.wire[2:]
+            if "flags" in fields:
+                in_wire += 1
+                copy.flags = fields["flags"]
+                copy.wire = copy.wire[:2] + U16.pack(copy.flags) + copy.wire[4:]
             if len(fields) > in_wire:
                 for key in ("remote", "proto", "local", "server", "zone", "metadata"):
                     if key in fields:

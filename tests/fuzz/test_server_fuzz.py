@@ -50,6 +50,7 @@ def _opt(rdata: bytes = b"", size: int = 1232, ext: int = 0) -> bytes:
 FWD = name_wire([b"a", b"fwd", b"test"])
 WHOAMI = name_wire([b"whoami", b"example"])
 
+
 def _with_aaaa(rclass: int) -> bytes:
     """A query for a.fwd.test with an OPT record and a 4-octet AAAA record of class ``rclass``."""
     header = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 2)

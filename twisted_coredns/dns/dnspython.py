@@ -15,7 +15,7 @@ dnspython finds the class that reads a record's data in a table it fills on dema
 So before dnspython reads any wire, every implementation is loaded up front with dynamic loading
 turned off (``load_all_types``), and the table keeps real implementations only: the generic
 reader is what a miss gives, never what a lookup finds. ``parse_message`` is the way in for
-plugins; the table is private to dnspython, and ``tests/test_dnspython.py`` catches a dnspython
+plugins; the table is private to dnspython, and ``tests/dns/test_dnspython.py`` catches a dnspython
 that changes it.
 """
 
@@ -32,9 +32,12 @@ _loaded = False
 
 
 class _Implementations(dict[Any, Any]):
-    """dnspython's rdata class table, refusing the generic reader as a value."""
+    """dnspython's rdata class table, refusing the generic reader as a value: ``table``'s
+    entries but the generic ones."""
 
-    generic: Any = None
+    def __init__(self, table: dict[Any, Any], generic: Any) -> None:
+        super().__init__((key, cls) for key, cls in table.items() if cls is not generic)
+        self.generic = generic
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if value is not self.generic:
@@ -51,12 +54,9 @@ def load_rdata_types() -> None:
 
     table = getattr(dns.rdata, "_rdata_classes", None)
     if isinstance(table, dict) and not isinstance(table, _Implementations):
-        guarded = _Implementations()
-        guarded.generic = dns.rdata.GenericRdata
         # Generic entries stored before this call go first: one under (ANY, type) would be what
         # loading finds for (IN, type), and the IN implementation would never load.
-        guarded.update((key, cls) for key, cls in table.items() if cls is not dns.rdata.GenericRdata)
-        dns.rdata._rdata_classes = guarded
+        dns.rdata._rdata_classes = _Implementations(table, dns.rdata.GenericRdata)
     dns.rdata.load_all_types(disable_dynamic_load=True)
     _loaded = True
 
